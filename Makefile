@@ -1,0 +1,42 @@
+# Set-up is part of every target: a fresh machine needs only `make demo` or `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.requirements-installed
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: setup data demo test release expected figures bench clean
+
+$(STAMP): requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# Builds datasets/{train,test}_signs.h5 and images/my_image.jpg; a no-op when they are up to date.
+data: setup
+	$(PY) -m resnet_course.signs_data
+
+# Executes the solution notebook with real training; writes outputs/ResNet50.html and the model.
+demo: data
+	$(PY) -m resnet_course.demo
+
+test: data
+	$(PY) -m pytest
+
+# Regenerates the learner release ResNet50.ipynb from the nbgrader source notebook.
+release: setup
+	$(PY) -m resnet_course.release
+
+# Regenerates the expected values stored in public_tests.py and in the hidden tests.
+expected: setup
+	$(PY) -m resnet_course.expected_values
+
+# Redraws the block diagrams in images/.
+figures: setup
+	$(PY) -m resnet_course.figures
+
+clean:
+	rm -rf outputs runs instructor/release datasets/*.h5 images/my_image.jpg
