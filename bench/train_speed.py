@@ -1,0 +1,170 @@
+"""Training throughput of ResNet50 at 64x64, batch 32: the project's trainer vs the course's recipe.
+
+Each variant runs in its own Python process (thread and oneDNN settings must be fixed before
+TensorFlow starts) on the same synthetic SIGNS-shaped data, one after the other, so that the
+numbers printed side by side come from one run on one quiet machine.
+
+    python bench/train_speed.py                      # all variants
+    python bench/train_speed.py --variants course project --epochs 4
+
+Images per second count only the timed epochs (the first epoch, which traces and warms up, is
+excluded). The fraction of peak uses 0.63 GFLOP per image for the forward pass at 64x64 and three
+times that for a training step, against this CPU's float32 matmul rate measured in the same run.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FORWARD_GFLOP_PER_IMAGE = 0.63
+TRAIN_GFLOP_PER_IMAGE = 3 * FORWARD_GFLOP_PER_IMAGE
+IMAGES = 1080
+BATCH = 32
+
+# name -> (environment overrides, description)
+VARIANTS = {
+    "course": ({}, "keras.applications.ResNet50 + model.fit on numpy arrays (the course's recipe)"),
+    "tfdata": ({}, "same model, one tf.data pipeline reused across epochs (repeat + steps_per_epoch)"),
+    "project": ({}, "the project's trainer (resnet_course.trainer) on the course's ResNet50"),
+}
+
+
+def synthetic_signs(seed=0):
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, size=(IMAGES, 64, 64, 3), dtype=np.uint8)
+    y = rng.integers(0, 6, size=IMAGES)
+    return x, y
+
+
+class EpochTimer:
+    """Keras callback factory kept lazy so the parent process never imports TensorFlow."""
+
+    @staticmethod
+    def make():
+        import keras
+
+        class _Timer(keras.callbacks.Callback):
+            def on_train_begin(self, logs=None):
+                self.times = []
+
+            def on_epoch_begin(self, epoch, logs=None):
+                self._t = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                self.times.append(time.perf_counter() - self._t)
+
+        return _Timer()
+
+
+def run_variant(name, epochs):
+    """Runs in the child process; returns a dict of measurements."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    x, y = synthetic_signs()
+    steps = IMAGES // BATCH
+    timer = EpochTimer.make()
+    if name == "course":
+        model = keras.applications.ResNet50(weights=None, input_shape=(64, 64, 3), classes=6)
+        model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+        xs = x[: steps * BATCH].astype("float32") / 255.0
+        ys = keras.utils.to_categorical(y[: steps * BATCH], 6)
+        model.fit(xs, ys, batch_size=BATCH, epochs=epochs, callbacks=[timer], verbose=0)
+    elif name == "tfdata":
+        model = keras.applications.ResNet50(weights=None, input_shape=(64, 64, 3), classes=6)
+        model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+        ds = (tf.data.Dataset.from_tensor_slices((x.astype("float32") / 255.0,
+                                                  keras.utils.to_categorical(y, 6)))
+              .shuffle(IMAGES, seed=0).repeat().batch(BATCH, drop_remainder=True)
+              .prefetch(tf.data.AUTOTUNE))
+        model.fit(ds, steps_per_epoch=steps, epochs=epochs, callbacks=[timer], verbose=0)
+    elif name == "project":
+        from resnet_course import trainer
+        trainer.benchmark_fit(x, y, epochs=epochs, batch_size=BATCH, callbacks=[timer])
+    else:
+        raise SystemExit(f"unknown variant {name!r}; choose from {sorted(VARIANTS)}")
+    timed = timer.times[1:]
+    images = steps * BATCH * len(timed)
+    return {
+        "variant": name,
+        "epoch_seconds": [round(t, 2) for t in timer.times],
+        "images_per_second": images / sum(timed),
+        "slowest_epoch_s": max(timed),
+        "fastest_epoch_s": min(timed),
+    }
+
+
+def matmul_peak_gflops(dtype="float32", n=2048, repeats=20):
+    """Sustained matmul rate of this CPU through TensorFlow, in GFLOP/s."""
+    import tensorflow as tf
+    a = tf.random.normal((n, n), dtype=tf.float32)
+    a = tf.cast(a, dtype)
+    tf.linalg.matmul(a, a).numpy()  # warm-up
+    t = time.perf_counter()
+    for _ in range(repeats):
+        c = tf.linalg.matmul(a, a)
+    c.numpy()
+    return 2 * n**3 * repeats / (time.perf_counter() - t) / 1e9
+
+
+def child_main(args):
+    if args.variant == "peak":
+        result = {"float32": matmul_peak_gflops("float32"), "bfloat16": matmul_peak_gflops("bfloat16")}
+    else:
+        result = run_variant(args.variant, args.epochs)
+    print("RESULT " + json.dumps(result))
+
+
+def run_child(variant, epochs):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT))
+    env.update(VARIANTS.get(variant, ({}, ""))[0])
+    out = subprocess.run([sys.executable, __file__, "--child", variant, "--epochs", str(epochs)],
+                         env=env, capture_output=True, text=True)
+    for line in out.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT "):])
+    raise RuntimeError(f"variant {variant} failed:\n{out.stderr[-3000:]}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), help="variants to run, in order")
+    parser.add_argument("--epochs", type=int, default=4, help="epochs per variant (the first is not timed)")
+    parser.add_argument("--json", type=Path, help="also write the results to this file")
+    parser.add_argument("--child", dest="variant", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.variant:
+        return child_main(args)
+
+    sys.path.insert(0, str(ROOT))
+    from resnet_course.machine import machine_info, machine_line
+    print(machine_line())
+    peak = run_child("peak", 0)
+    print(f"matmul peak: float32 {peak['float32']:.0f} GFLOP/s, bfloat16 {peak['bfloat16']:.0f} GFLOP/s")
+    results = []
+    for name in args.variants:
+        r = run_child(name, args.epochs)
+        r["fraction_of_fp32_peak"] = r["images_per_second"] * TRAIN_GFLOP_PER_IMAGE / peak["float32"]
+        results.append(r)
+        print(f"{name:10s} {r['images_per_second']:7.1f} img/s  "
+              f"({r['fraction_of_fp32_peak']:.0%} of fp32 peak; epochs {r['epoch_seconds']} s)  "
+              f"- {VARIANTS[name][1]}")
+    by_name = {r["variant"]: r for r in results}
+    if "course" in by_name:
+        for r in results:
+            if r["variant"] != "course":
+                print(f"{r['variant']} / course = "
+                      f"{r['images_per_second'] / by_name['course']['images_per_second']:.2f}x")
+    if args.json:
+        args.json.write_text(json.dumps({"machine": machine_info(), "peak_gflops": peak,
+                                         "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,167 @@
+"""Evaluate a saved .keras classifier on a data set, or predict the class of image files.
+
+    python evaluate.py runs/r20/model.keras                      # its own data set's test split
+    python evaluate.py runs/r20/model.keras --data cifar10 --json
+    python evaluate.py outputs/resnet50_signs.keras --data datasets/test_signs.h5
+    python evaluate.py outputs/resnet50_signs.keras images/my_image.jpg
+
+On data: accuracy, loss, per-class precision/recall/F1/support and the confusion matrix.
+On images: the predicted class and every class probability (top 5 when there are more);
+each image is turned upright, cropped to its centre square and resized to the model's
+input size.  Models from train.py take raw 0-255 pixels (input scaling inside); others
+(e.g. saved in a notebook after fitting X / 255) get 0-1 pixels; --pixels overrides.
+Without --data and images, the data set recorded in metrics.json next to the model is used.
+"""
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from resnet_course import cli  # noqa: E402
+
+PROG = "evaluate.py"
+TOP_K = 5         # classes listed per image when the model has more than MAX_LISTED
+MAX_LISTED = 10
+
+
+def build_parser():
+    p = cli.OneLineParser(prog=PROG, description=__doc__,
+                          formatter_class=cli.argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", metavar="MODEL.keras", help="a model saved by train.py or the notebook")
+    p.add_argument("images", nargs="*", metavar="IMAGE",
+                   help="image files (JPEG, PNG, ...) to classify (default: none)")
+    p.add_argument("--image", action="append", default=[], metavar="IMAGE",
+                   help="an image file to classify; repeatable (default: none)")
+    p.add_argument("--data", metavar="NAME|PATH",
+                   help="signs, cifar10 (their test split), a SIGNS-format .h5 file (e.g. the "
+                        "course's test_signs.h5), a SIGNS folder or a CIFAR-10 source (default: "
+                        "the data set in metrics.json next to the model, when there are no images)")
+    p.add_argument("--test-size", type=int, metavar="N",
+                   help="evaluate on a stratified, seeded subset of N images (default: all)")
+    p.add_argument("--seed", type=int, default=0, help="picks the --test-size subset (default: 0)")
+    p.add_argument("--batch-size", type=int, default=64, metavar="N",
+                   help="images per prediction batch (default: 64)")
+    p.add_argument("--pixels", choices=("auto", "raw", "unit"), default="auto",
+                   help="what the model takes: raw 0-255 or unit 0-1 pixels; auto: raw when it "
+                        "has a Rescaling layer (default: auto)")
+    p.add_argument("--json", action="store_true",
+                   help="print one machine-readable JSON summary instead of the text report")
+    return p
+
+
+def run_info_next_to(model_path):
+    """metrics.json written by train.py beside the model, or None (absent, or another kind)."""
+    try:
+        info = json.loads((Path(model_path).parent / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return None
+    ours = (isinstance(info, dict) and isinstance(info.get("config"), dict)
+            and isinstance(info.get("dataset"), dict) and "class_names" in info["dataset"])
+    return info if ours else None
+
+
+def evaluate_data(model, spec, args, raw_pixels, log):
+    from resnet_course import datasets, inference, reporting
+
+    split = datasets.load_eval_split(spec, size=args.test_size, seed=args.seed)
+    if inference.num_classes(model) != len(split.class_names):
+        raise inference.ModelFileError(
+            f"the model predicts {inference.num_classes(model)} classes but {split.name} has "
+            f"{len(split.class_names)}; evaluate it on the data set it was trained for.")
+    inference.check_images_fit(model, split.X, split.name)
+    log(f"evaluating on {split.name}: {len(split.y)} images")
+    probabilities = inference.predict_probabilities(model, split.X, args.batch_size, raw_pixels)
+    return {"name": split.name, **reporting.summarize(probabilities, split.y, split.class_names)}
+
+
+def classify_images(model, paths, class_names, raw_pixels):
+    import numpy as np
+
+    from resnet_course import inference
+
+    images = np.concatenate([inference.load_image_for(model, p) for p in paths])
+    probabilities = inference.predict_probabilities(model, images, raw_pixels=raw_pixels)
+    results = []
+    for path, p in zip(paths, probabilities):
+        order = np.argsort(-p)[:len(p) if len(p) <= MAX_LISTED else TOP_K]
+        results.append({"path": str(path), "predicted": class_names[order[0]],
+                        "probability": float(p[order[0]]),
+                        "probabilities": {class_names[i]: float(p[i]) for i in order}})
+    return results
+
+
+def format_images(results):
+    lines = []
+    for r in results:
+        top = ", ".join(f"{name} {prob:.3f}" for name, prob in r["probabilities"].items())
+        lines.append(f"{r['path']}: {r['predicted']} ({r['probability']:.3f})   [{top}]")
+    return "\n".join(lines)
+
+
+def evaluate(args):
+    from resnet_course import datasets, inference, reporting
+
+    log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
+    model = inference.load_model_file(args.model)
+    raw_pixels = None if args.pixels == "auto" else args.pixels == "raw"
+    if raw_pixels is None:
+        raw_pixels = inference.takes_raw_pixels(model)
+    run_info = run_info_next_to(args.model)
+    images = [*args.images, *args.image]
+    data = args.data
+    if data is None and not images:
+        # the run's own test split, the same subset as train.py's final evaluation
+        config = (run_info or {}).get("config", {})
+        data = config.get("dataset")
+        if data is None:
+            raise inference.ModelFileError(
+                f"nothing to evaluate: give --data (signs, cifar10 or a .h5 file) or image "
+                f"files; there is no metrics.json next to {args.model} to name its data set.")
+        if args.test_size is None:
+            args.test_size, args.seed = config.get("test_size"), config.get("seed", 0)
+    summary = {"model": str(args.model), "pixels": "raw 0-255" if raw_pixels else "0-1"}
+    if data is not None:
+        summary["data"] = evaluate_data(model, data, args, raw_pixels, log)
+    if images:
+        if "data" in summary:
+            class_names = summary["data"]["class_names"]
+        elif run_info:
+            class_names = run_info["dataset"]["class_names"]
+        else:
+            class_names = datasets.default_class_names(inference.num_classes(model))
+        summary["images"] = classify_images(model, images, list(class_names), raw_pixels)
+
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        if "data" in summary:
+            print(f"{summary['data']['name']} ({summary['pixels']} pixels into the model)")
+            print(reporting.format_summary(summary["data"]))
+        if "images" in summary:
+            print(format_images(summary["images"]))
+    return summary
+
+
+def main(argv=None):
+    args = build_parser().parse_intermixed_args(argv)  # images may follow the options
+    if args.test_size is not None and args.test_size < 1:
+        return cli.fail(PROG, f"--test-size must be at least 1, got {args.test_size}",
+                        cli.EXIT_USAGE)
+    if args.batch_size < 1:
+        return cli.fail(PROG, f"--batch-size must be at least 1, got {args.batch_size}",
+                        cli.EXIT_USAGE)
+
+    import resnets_utils
+    from resnet_course import datasets, inference
+
+    errors = (inference.ModelFileError, resnets_utils.ImageError, *datasets.DATA_ERRORS, OSError)
+    def body():
+        evaluate(args)
+
+    return cli.run_main(PROG, body, errors)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

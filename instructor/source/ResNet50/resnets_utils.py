@@ -1,0 +1,1 @@
+../../../resnets_utils.py

@@ -1,0 +1,32 @@
+"""CIFAR-style augmentation of whole batches: pad by 4, random crop back, random flip.
+
+The recipe of He et al. (2015, sec. 4.2).  Every image of a batch gets its own crop and
+flip (``keras.layers.RandomCrop`` draws one offset per batch), from stateless random ops
+seeded by (seed, batch number), so a pipeline with the same seed repeats exactly.
+"""
+import tensorflow as tf
+
+
+def pad_crop_flip(images, seed, padding=4):
+    """images: float (batch, h, w, c); seed: int32 tensor of shape (2,). Same shape out."""
+    height, width = images.shape[1], images.shape[2]
+    batch = tf.shape(images)[0]
+    padded = tf.pad(images, [[0, 0], [padding, padding], [padding, padding], [0, 0]])
+    offsets = tf.random.stateless_uniform((batch, 2), seed=seed, minval=0,
+                                          maxval=2 * padding + 1, dtype=tf.int32)
+    rows = offsets[:, :1] + tf.range(height)          # (batch, h): rows each image keeps
+    cols = offsets[:, 1:] + tf.range(width)
+    cropped = tf.gather(padded, rows, axis=1, batch_dims=1)
+    cropped = tf.gather(cropped, cols, axis=2, batch_dims=1)
+    flip = tf.random.stateless_uniform((batch,), seed=seed + [0, 1]) < 0.5
+    return tf.where(flip[:, None, None, None], tf.reverse(cropped, axis=[2]), cropped)
+
+
+def with_pad_crop_flip(dataset, seed=0, padding=4):
+    """Apply pad_crop_flip to every (images, labels) batch of ``dataset``."""
+    def augment(index, batch):
+        images, labels = batch
+        pair = tf.stack([tf.constant(seed, tf.int64), index])
+        return pad_crop_flip(images, tf.cast(pair, tf.int32), padding), labels
+
+    return dataset.enumerate().map(augment, num_parallel_calls=tf.data.AUTOTUNE)

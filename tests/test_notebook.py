@@ -1,0 +1,159 @@
+"""The nbgrader source notebook: solutions equal reference.py, sane nbgrader metadata, and it runs.
+
+The source notebook is executed twice in this file (that costs minutes on 2 cores): once with
+nbclient (resnet_course.demo.execute) and once by `nbgrader validate`, both with the CI settings
+(one epoch of two training steps). The learner release is validated too; it stops at the first
+exercise stub, so only its first cells do real work.
+"""
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import nbformat
+import pytest
+from nbgrader.nbgraderformat import MetadataValidator
+
+from resnet_course import demo, notebook_sync, release
+
+SOURCE = notebook_sync.SOURCE_NOTEBOOK
+EXERCISES = notebook_sync.EXERCISES
+CHECKS = {"identity_block": "check_identity_block", "convolutional_block": "check_convolutional_block",
+          "ResNet50": "check_resnet50"}
+PUBLIC_TESTS = {"identity_block": "identity_block_test", "convolutional_block": "convolutional_block_test",
+                "ResNet50": "ResNet50_test"}
+CI_ENV = {"RESNET50_EPOCHS": "1", "RESNET50_TRAIN_STEPS": "2"}
+
+
+@pytest.fixture(scope="module")
+def notebook():
+    return nbformat.read(str(SOURCE), as_version=4)
+
+
+def _nbgrader(cell):
+    return cell.metadata.get("nbgrader", {})
+
+
+def _test_cells(notebook):
+    return {_nbgrader(c)["grade_id"]: c for c in notebook.cells if _nbgrader(c).get("grade")}
+
+
+# ---- static checks ----
+
+def test_solution_cells_match_the_reference(notebook):
+    assert notebook_sync.drifted(notebook) == [], "run `python -m resnet_course.notebook_sync`"
+
+
+def test_sync_check_names_the_drifted_function_and_sync_repairs_it(tmp_path, capsys):
+    copy = tmp_path / "ResNet50.ipynb"
+    shutil.copy(SOURCE, copy)
+    edited = nbformat.read(str(copy), as_version=4)
+    notebook_sync.solution_cells(edited)["convolutional_block"].source += "\n# an edit"
+    nbformat.write(edited, str(copy))
+
+    assert notebook_sync.main(["--check", "--notebook", str(copy)]) == 1
+    message = capsys.readouterr().out
+    assert "convolutional_block" in message and "identity_block" not in message
+    assert notebook_sync.sync(copy) == ["convolutional_block"]
+    assert notebook_sync.main(["--check", "--notebook", str(copy)]) == 0
+    assert copy.read_bytes() == SOURCE.read_bytes()
+
+
+def test_nbgrader_metadata_is_valid(notebook):
+    MetadataValidator().validate_nb(notebook)  # raises on missing or duplicate grade ids
+    ids = [_nbgrader(c)["grade_id"] for c in notebook.cells if _nbgrader(c)]
+    assert len(ids) == len(set(ids)), "grade ids must be unique"
+    cell_ids = [c.id for c in notebook.cells]
+    assert len(cell_ids) == len(set(cell_ids)), "cell ids must be unique"
+    solutions = [c for c in notebook.cells if _nbgrader(c).get("solution")]
+    assert sorted(_nbgrader(c)["grade_id"] for c in solutions) == sorted(EXERCISES)
+    assert all(c.cell_type == "code" and not _nbgrader(c)["locked"] for c in solutions)
+
+
+def test_each_exercise_has_a_locked_graded_test_cell_with_markers(notebook):
+    tests = _test_cells(notebook)
+    assert sorted(tests) == sorted(f"{name}_test" for name in EXERCISES)
+    for name in EXERCISES:
+        cell = tests[f"{name}_test"]
+        meta = _nbgrader(cell)
+        assert cell.cell_type == "code" and meta["locked"] and not meta["solution"] and meta["points"] > 0
+        lines = cell.source.splitlines()
+        assert lines[0] == f"{PUBLIC_TESTS[name]}({name})", "the cell starts with the public check"
+        for marker in ("### BEGIN HIDDEN TESTS", f"from public_tests import {CHECKS[name]}",
+                       f"# BEGIN GENERATED HIDDEN CASES {name}", "# END GENERATED HIDDEN CASES",
+                       "for case in HIDDEN_CASES:", f"    {CHECKS[name]}({name}, case)", "### END HIDDEN TESTS"):
+            assert marker in lines, f"{name}_test: missing the line {marker!r}"
+
+
+def test_solution_markers_only_in_solution_cells(notebook):
+    # nbgrader treats any line holding the marker as a solution region, even in markdown
+    for cell in notebook.cells:
+        if not _nbgrader(cell).get("solution"):
+            assert "BEGIN SOLUTION" not in cell.source and "END SOLUTION" not in cell.source, cell.id
+
+
+def test_committed_source_has_no_outputs_and_no_instructor_imports(notebook):
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, f"outputs in cell {cell.id}"
+            assert not re.search(r"\bresnet_course\b", cell.source), f"cell {cell.id} imports resnet_course"
+
+
+def test_training_cell_reads_the_ci_settings(notebook):
+    code = "\n".join(c.source for c in notebook.cells if c.cell_type == "code")
+    for name in ("RESNET50_EPOCHS", "RESNET50_TRAIN_STEPS", "RESNET50_OUTPUT_DIR", demo.MODEL_FILE):
+        assert name in code
+
+
+# ---- execution (the expensive part) ----
+
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory):
+    out = tmp_path_factory.mktemp("outputs")
+    notebook = demo.execute(SOURCE, env={**CI_ENV, "RESNET50_OUTPUT_DIR": str(out)})
+    return notebook, out
+
+
+def test_source_notebook_runs_top_to_bottom(executed):
+    notebook, out = executed
+    text = "\n".join(demo.stream_lines(notebook))
+    assert text.count("All tests passed!") >= len(EXERCISES), "every public check prints its success"
+    line = demo.accuracy_line(notebook)
+    assert line is not None and re.fullmatch(r"Test accuracy: [01]\.\d{4}", line), line
+    assert (out / demo.MODEL_FILE).is_file(), "the notebook saves the trained model"
+
+
+def test_executed_notebook_is_written_as_notebook_and_html(executed, tmp_path):
+    notebook, _ = executed
+    ipynb, html = demo.write_outputs(notebook, tmp_path)
+    assert nbformat.read(str(ipynb), as_version=4).cells[0].source == notebook.cells[0].source
+    assert "Test accuracy:" in html.read_text(encoding="utf8")
+
+
+def test_demo_names_the_failing_cell(tmp_path):
+    broken = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1", id="fine"),
+                                             nbformat.v4.new_code_cell("1 / 0", id="boom")])
+    path = tmp_path / "broken.ipynb"
+    nbformat.write(broken, str(path))
+    with pytest.raises(demo.NotebookFailed, match=r"cell 1 \(id 'boom'\) raised ZeroDivisionError"):
+        demo.execute(path, cwd=tmp_path)
+
+
+def _validate(notebook_path, out_dir):
+    """`nbgrader validate` run from instructor/ (its nbgrader_config.py lifts the 30 s cell limit)."""
+    env = {**os.environ, **CI_ENV, "RESNET50_OUTPUT_DIR": str(out_dir), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    result = subprocess.run([sys.executable, "-m", "nbgrader", "validate", str(notebook_path)],
+                            cwd=release.INSTRUCTOR, env=env, capture_output=True, text=True)
+    return result.stdout + result.stderr
+
+
+def test_nbgrader_validate_passes_on_the_source(tmp_path):
+    output = _validate(SOURCE, tmp_path)
+    assert "Success! Your notebook passes all the tests." in output, output[-3000:]
+
+
+def test_nbgrader_validate_fails_on_the_unsolved_release(tmp_path):
+    output = _validate(release.RELEASE_NOTEBOOK, tmp_path)
+    assert "VALIDATION FAILED ON 3 CELL(S)" in output, output[-3000:]
+    assert "NotImplementedError" in output

@@ -1,0 +1,217 @@
+"""The learner-facing data helpers of resnets_utils.py: loading, one-hot, samples, own photo."""
+import re
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import h5py  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
+
+import resnets_utils  # noqa: E402
+from resnets_utils import (  # noqa: E402
+    DatasetError,
+    ImageError,
+    convert_to_one_hot,
+    load_dataset,
+    load_my_image,
+    show_samples,
+)
+
+M_TRAIN, M_TEST = 12, 6
+
+
+def course_arrays(prefix, m, seed=0):
+    """The datasets of one SIGNS file in the course's exact dtypes and shapes."""
+    rng = np.random.default_rng(seed)
+    return {
+        f"{prefix}_set_x": rng.integers(0, 256, (m, 64, 64, 3), dtype=np.uint8),
+        f"{prefix}_set_y": np.arange(m, dtype=np.int64) % 6,
+        "list_classes": np.arange(6, dtype=np.int64),
+    }
+
+
+def write_h5(path, arrays):
+    with h5py.File(path, "w") as f:
+        for key, value in arrays.items():
+            f.create_dataset(key, data=value)
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    """A folder with a valid train/test pair in the course's format."""
+    write_h5(tmp_path / "train_signs.h5", course_arrays("train", M_TRAIN, seed=1))
+    write_h5(tmp_path / "test_signs.h5", course_arrays("test", M_TEST, seed=2))
+    return tmp_path
+
+
+def test_course_format_loads_unchanged(data_dir):
+    X_train, Y_train, X_test, Y_test, classes = load_dataset(data_dir)
+    train, test = course_arrays("train", M_TRAIN, seed=1), course_arrays("test", M_TEST, seed=2)
+    assert X_train.dtype == np.uint8 and X_train.shape == (M_TRAIN, 64, 64, 3)
+    assert np.array_equal(X_train, train["train_set_x"])
+    assert np.array_equal(X_test, test["test_set_x"])
+    assert Y_train.dtype == np.int64 and Y_train.shape == (1, M_TRAIN)
+    assert np.array_equal(Y_train[0], train["train_set_y"])
+    assert Y_test.shape == (1, M_TEST) and np.array_equal(Y_test[0], test["test_set_y"])
+    assert classes.dtype == np.int64 and classes.tolist() == [0, 1, 2, 3, 4, 5]
+
+
+def test_path_accepts_a_string(data_dir):
+    assert load_dataset(str(data_dir))[0].shape == (M_TRAIN, 64, 64, 3)
+
+
+def _assert_one_clear_error(path, *fragments):
+    with pytest.raises(DatasetError) as info:
+        load_dataset(path)
+    message = str(info.value)
+    assert "\n" not in message
+    for fragment in fragments:
+        assert fragment in message, message
+    assert info.value.__cause__ is None or isinstance(info.value.__cause__, DatasetError)
+    assert isinstance(info.value, ValueError)
+    return message
+
+
+def test_missing_file(data_dir):
+    (data_dir / "test_signs.h5").unlink()
+    _assert_one_clear_error(data_dir, "test_signs.h5", "not found", "make data")
+
+
+def test_truncated_file(data_dir):
+    train = data_dir / "train_signs.h5"
+    train.write_bytes(train.read_bytes()[:5000])
+    _assert_one_clear_error(data_dir, "train_signs.h5", "not a readable HDF5 file", "make data")
+
+
+def test_file_that_is_not_hdf5(data_dir):
+    (data_dir / "train_signs.h5").write_text("<html>404 Not Found</html>")
+    _assert_one_clear_error(data_dir, "train_signs.h5", "not a readable HDF5 file",
+                            "download")
+
+
+def test_missing_key(data_dir):
+    arrays = course_arrays("train", M_TRAIN)
+    arrays["train_set_label"] = arrays.pop("train_set_y")
+    write_h5(data_dir / "train_signs.h5", arrays)
+    _assert_one_clear_error(data_dir, "train_signs.h5", "missing dataset 'train_set_y'",
+                            "train_set_label")
+
+
+def test_test_keys_in_the_train_file(data_dir):
+    write_h5(data_dir / "train_signs.h5", course_arrays("test", M_TRAIN))
+    _assert_one_clear_error(data_dir, "train_signs.h5", "missing dataset 'train_set_x'")
+
+
+@pytest.mark.parametrize("bad_x, found", [
+    (np.zeros((M_TRAIN, 64, 64, 3), np.float32), "float32"),
+    (np.zeros((M_TRAIN, 32, 32, 3), np.uint8), "(12, 32, 32, 3)"),
+    (np.zeros((M_TRAIN, 64, 64), np.uint8), "(12, 64, 64)"),
+])
+def test_wrong_image_shape_or_dtype(data_dir, bad_x, found):
+    arrays = course_arrays("train", M_TRAIN)
+    arrays["train_set_x"] = bad_x
+    write_h5(data_dir / "train_signs.h5", arrays)
+    _assert_one_clear_error(data_dir, "train_signs.h5", "(m, 64, 64, 3)", found)
+
+
+def test_float_labels(data_dir):
+    arrays = course_arrays("test", M_TEST)
+    arrays["test_set_y"] = arrays["test_set_y"].astype(np.float64)
+    write_h5(data_dir / "test_signs.h5", arrays)
+    _assert_one_clear_error(data_dir, "test_signs.h5", "'test_set_y'", "integer", "float64")
+
+
+def test_length_mismatch(data_dir):
+    arrays = course_arrays("train", M_TRAIN)
+    arrays["train_set_y"] = arrays["train_set_y"][:-1]
+    write_h5(data_dir / "train_signs.h5", arrays)
+    _assert_one_clear_error(data_dir, "train_signs.h5", "12 images", "11 labels")
+
+
+def test_labels_outside_list_classes(data_dir):
+    arrays = course_arrays("test", M_TEST)
+    arrays["test_set_y"][2] = 9
+    write_h5(data_dir / "test_signs.h5", arrays)
+    _assert_one_clear_error(data_dir, "test_signs.h5", "labels [9]", "[0, 1, 2, 3, 4, 5]")
+
+
+def test_train_and_test_with_different_classes(data_dir):
+    arrays = course_arrays("test", M_TEST)
+    arrays["list_classes"] = np.arange(10, dtype=np.int64)
+    write_h5(data_dir / "test_signs.h5", arrays)
+    _assert_one_clear_error(data_dir, "different classes")
+
+
+def test_convert_to_one_hot_has_course_semantics():
+    Y = np.array([[1, 0, 5, 2]])
+    one_hot = convert_to_one_hot(Y, 6)
+    assert one_hot.shape == (6, 4)
+    assert np.array_equal(one_hot, np.eye(6)[Y.reshape(-1)].T)
+    assert np.array_equal(one_hot.T.argmax(axis=1), [1, 0, 5, 2])
+
+
+def test_convert_to_one_hot_rejects_out_of_range_labels():
+    with pytest.raises(ValueError, match="0..5"):
+        convert_to_one_hot(np.array([[0, 6]]), 6)
+    with pytest.raises(ValueError, match="0..5"):
+        convert_to_one_hot(np.array([[-1, 0]]), 6)  # would silently wrap around otherwise
+
+
+def test_show_samples_returns_a_labelled_grid(data_dir):
+    X, Y, _, _, classes = load_dataset(data_dir)
+    fig = show_samples(X, Y, classes, n=8, seed=3)
+    try:
+        titled = [ax for ax in fig.axes if ax.get_title()]
+        assert len(titled) == 8
+        assert all(ax.get_title().startswith("y = ") for ax in titled)
+        again = show_samples(X, Y, classes, n=8, seed=3)
+        assert [ax.get_title() for ax in again.axes] == [ax.get_title() for ax in fig.axes]
+        plt.close(again)
+    finally:
+        plt.close(fig)
+
+
+def _save(path, size, mode="RGB", color=(200, 30, 30)):
+    Image.new(mode, size, color if mode == "RGB" else color + (0,)).save(path)
+    return path
+
+
+def test_load_my_image_shape_dtype(tmp_path):
+    x = load_my_image(_save(tmp_path / "photo.jpg", (100, 100)))
+    assert x.shape == (1, 64, 64, 3) and x.dtype == np.uint8
+    assert load_my_image(tmp_path / "photo.jpg", size=32).shape == (1, 32, 32, 3)
+
+
+def test_load_my_image_crops_the_centre_of_a_wide_photo(tmp_path):
+    pixels = np.zeros((100, 300, 3), np.uint8)
+    pixels[:, 100:200] = 255  # white centre square between black side bands
+    Image.fromarray(pixels).save(tmp_path / "wide.png")
+    x = load_my_image(tmp_path / "wide.png")
+    assert x.min() == 255  # nothing of the side bands remains
+
+
+def test_load_my_image_converts_transparent_png_to_rgb_on_white(tmp_path):
+    x = load_my_image(_save(tmp_path / "clear.png", (80, 80), mode="RGBA"))
+    assert x.shape == (1, 64, 64, 3) and x.min() == 255
+
+
+def test_load_my_image_missing_file(tmp_path):
+    with pytest.raises(ImageError, match="not found"):
+        load_my_image(tmp_path / "nothing.jpg")
+
+
+def test_load_my_image_not_an_image(tmp_path):
+    (tmp_path / "notes.jpg").write_text("not a photo")
+    with pytest.raises(ImageError, match="not an image") as info:
+        load_my_image(tmp_path / "notes.jpg")
+    assert isinstance(info.value, ValueError)
+
+
+def test_learner_file_does_not_import_the_instructor_package():
+    source = open(resnets_utils.__file__).read()
+    assert not re.search(r"^\s*(from|import)\s+resnet_course", source, re.MULTILINE)
+    assert "# ---- Data ----" in source

@@ -1,0 +1,443 @@
+"""train.py and evaluate.py end to end, with a few training steps per run.
+
+The CLIs run in-process through main(argv) (one TensorFlow start for the whole file);
+--help runs once as a subprocess.  SIGNS runs use the built datasets/ (skipped when
+absent), CIFAR-10 runs a tiny generated image folder.
+"""
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+import evaluate
+import train
+from resnet_course import cifar10, datasets
+from resnet_course.cifar10 import CLASS_NAMES
+
+ROOT = Path(__file__).resolve().parent.parent
+SIGNS_DIR = ROOT / "datasets"
+HAVE_SIGNS = (SIGNS_DIR / "train_signs.h5").is_file() and (SIGNS_DIR / "test_signs.h5").is_file()
+needs_signs = pytest.mark.skipif(not HAVE_SIGNS, reason="datasets/*_signs.h5 not built (make data)")
+MY_IMAGE = ROOT / "images" / "my_image.jpg"
+QUICK = ["--steps-per-epoch", "2", "--batch-size", "16"]
+
+
+@pytest.fixture(autouse=True)
+def no_cache_in_the_repository(tmp_path_factory, monkeypatch):
+    """CIFAR-10 decodes of generated folders are cached in a temporary folder."""
+    monkeypatch.setattr(cifar10, "DEFAULT_CACHE_DIR", tmp_path_factory.getbasetemp() / "cache")
+
+
+def run(module, argv, capsys):
+    """(exit code, stdout, stderr) of module.main(argv); argparse exits are caught too."""
+    try:
+        code = module.main([str(a) for a in argv])
+    except SystemExit as exit_:
+        code = exit_.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def error_line(code, err):
+    """The one error line of a failed command (TensorFlow may log lines before it)."""
+    assert code not in (0, None)
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if "error:" in line]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def metrics_of(out_dir):
+    return json.loads((Path(out_dir) / "metrics.json").read_text())
+
+
+# ---- a tiny CIFAR-10 image folder ---------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_cifar(tmp_path_factory):
+    """train/<class>/ 24 images and test/<class>/ 6 images per class; each class has its own
+    colour, so a few steps already learn something."""
+    root = tmp_path_factory.mktemp("cifar") / "CIFAR-10-images"
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 24), ("test", 6)):
+        for label, name in enumerate(CLASS_NAMES):
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            colour = np.array([label * 25, 255 - label * 25, (label * 80) % 256])
+            for i in range(count):
+                noise = rng.integers(-40, 40, (32, 32, 3))
+                image = np.clip(colour + noise, 0, 255).astype(np.uint8)
+                Image.fromarray(image).save(folder / f"{i:04d}.png")
+    return root
+
+
+# ---- --help ------------------------------------------------------------------------------
+
+def test_help_documents_every_option_with_its_default(capsys):
+    result = subprocess.run([sys.executable, str(ROOT / "train.py"), "--help"],
+                            capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    for action in train.build_parser()._actions:
+        for option in action.option_strings:
+            assert option in text
+        if action.dest not in ("help", "list_models"):
+            assert "default" in " ".join(action.help.split()), action.dest
+    for name in ("resnet20", "plain20", "resnet50", "course_resnet50", "cosine", "onecycle"):
+        assert name in text
+    assert "signs: 12 / cifar10: 30" in text  # recipe defaults per data set
+
+    code, out, _ = run(evaluate, ["--help"], capsys)
+    assert code == 0
+    for action in evaluate.build_parser()._actions:
+        for option in action.option_strings:
+            assert option in out
+        if action.option_strings and action.dest not in ("help", "json"):
+            assert "default" in action.help, action.dest
+
+
+# ---- SIGNS: train, resume, evaluate --------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def signs_run(tmp_path_factory):
+    """A 2-epoch run of the small CIFAR-style resnet20 on SIGNS, then resumed to 3 epochs.
+    Returns (run folder, metrics after 2 epochs, metrics after 3)."""
+    if not HAVE_SIGNS:
+        pytest.skip("datasets/*_signs.h5 not built (make data)")
+    out = tmp_path_factory.mktemp("runs") / "signs"
+    argv = ["--dataset", "signs", "--model", "resnet20", "--epochs", "2", "--train-size", "120",
+            "--test-size", "30", "--out", out, *QUICK]
+    assert train.main([str(a) for a in argv]) == 0
+    first = metrics_of(out)
+    assert train.main(["--out", str(out), "--resume", "--epochs", "3"]) == 0
+    return out, first, metrics_of(out)
+
+
+@needs_signs
+def test_signs_run_writes_model_metrics_plots_and_checkpoint(signs_run):
+    out, metrics, _ = signs_run
+    for name in ("model.keras", "metrics.json", "curves.png", "confusion_matrix.png",
+                 "inference.png", "checkpoint.json"):
+        assert (out / name).stat().st_size > 0, name
+    assert len(metrics["history"]["loss"]) == 2
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "images_per_second"):
+        assert len(metrics["history"][key]) == 2, key
+    test = metrics["test"]
+    assert test["images"] == 30 and 0 <= test["accuracy"] <= 1 and test["loss"] > 0
+    assert set(test["per_class"]) == {"0", "1", "2", "3", "4", "5"}
+    assert "accuracy_before_bn_recalibration" in test
+    assert metrics["config"]["model"] == "resnet20" and metrics["config"]["epochs"] == 2
+    assert metrics["config"]["optimizer"] == "adam"  # the signs recipe filled it in
+    assert metrics["command"].startswith("train.py --dataset signs")
+    assert metrics["train_images_per_second"] > 0 and metrics["wall_seconds"] > 0
+    for key in ("cpu", "cores", "python", "tensorflow", "keras", "numpy"):
+        assert metrics["machine"][key]
+    assert metrics["dataset"]["train_images"] == 120
+
+
+@needs_signs
+def test_resume_continues_from_the_checkpoint(signs_run):
+    out, first, resumed = signs_run
+    assert len(resumed["history"]["loss"]) == 3
+    assert resumed["history"]["loss"][:2] == first["history"]["loss"]
+    assert resumed["resumed_from_epoch"] == 2 and resumed["config"]["epochs"] == 3
+    state = json.loads((out / "checkpoint.json").read_text())
+    assert state["epoch"] == 3
+    assert [p.name for p in out.glob("checkpoint-*.keras")] == [state["model_file"]]
+    # the optimizer's step count carried over: the cosine schedule ended at 0 after 3 epochs
+    assert resumed["history"]["lr"][-1] == pytest.approx(0.0, abs=1e-9)
+
+
+@needs_signs
+def test_saved_model_takes_raw_pixels_and_reproduces_the_test_accuracy(signs_run, capsys):
+    out, _, metrics = signs_run
+    model = keras.models.load_model(out / "model.keras")
+    split = datasets.load("signs", test_size=30, seed=0)
+    predicted = model.predict(split.X_test, verbose=0).argmax(axis=1)  # uint8 straight in
+    assert np.mean(predicted == split.y_test) == pytest.approx(metrics["test"]["accuracy"])
+
+    code, out_text, _ = run(evaluate, [out / "model.keras"], capsys)  # data from metrics.json
+    assert code == 0
+    assert f"accuracy {metrics['test']['accuracy']:.4f}" in out_text
+    assert "precision" in out_text and "confusion matrix" in out_text
+
+
+@needs_signs
+def test_evaluate_json_on_an_h5_file(signs_run, capsys):
+    out, _, _ = signs_run
+    code, out_text, _ = run(evaluate, [out / "model.keras", "--data",
+                                       SIGNS_DIR / "test_signs.h5", "--json"], capsys)
+    assert code == 0
+    summary = json.loads(out_text)
+    data = summary["data"]
+    assert data["images"] == 157 and "test_signs.h5" in data["name"]
+    assert sum(map(sum, data["confusion_matrix"])) == 157
+    assert sum(c["support"] for c in data["per_class"].values()) == 157
+    assert summary["pixels"] == "raw 0-255"
+
+
+@needs_signs
+def test_evaluate_image_files(signs_run, capsys):
+    out, _, _ = signs_run
+    code, out_text, _ = run(evaluate, [out / "model.keras", MY_IMAGE, "--image", MY_IMAGE,
+                                       "--json"], capsys)
+    assert code == 0
+    images = json.loads(out_text)["images"]
+    assert len(images) == 2 and images[0] == images[1]
+    assert sum(images[0]["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+    assert images[0]["predicted"] in "012345"
+
+    code, out_text, _ = run(evaluate, [out / "model.keras", "--pixels", "raw", MY_IMAGE], capsys)
+    assert code == 0 and str(MY_IMAGE) in out_text  # images may also follow the options
+
+
+# ---- CIFAR-10 -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("model, val_split", [("resnet20", 0), ("plain20", 0.2)])
+def test_cifar_residual_and_plain_nets(model, val_split, tiny_cifar, tmp_path, capsys):
+    out = tmp_path / model
+    code, _, err = run(train, ["--dataset", tiny_cifar, "--model", model, "--epochs", "1",
+                               "--train-size", "200", "--test-size", "50", "--out", out,
+                               "--val-split", val_split, *QUICK], capsys)
+    assert code == 0, err
+    metrics = metrics_of(out)
+    # --val-split holds out a stratified part of the training images for the curves
+    assert metrics["dataset"]["train_images"] == 200 - 40 * (val_split > 0)
+    assert metrics["dataset"]["validation_images"] == (40 if val_split else 50)
+    assert metrics["test"]["images"] == 50
+    assert metrics["dataset"]["class_names"] == list(CLASS_NAMES)
+    assert metrics["config"]["optimizer"] == "sgd"  # the cifar10 recipe
+    saved = keras.models.load_model(out / "model.keras")
+    layers = [layer for outer in saved.layers
+              for layer in (outer.layers if isinstance(outer, keras.Model) else [outer])]
+    has_adds = any(isinstance(layer, keras.layers.Add) for layer in layers)
+    assert has_adds == (model == "resnet20")
+
+    code, out_text, _ = run(evaluate, [out / "model.keras", "--data", tiny_cifar, "--json"],
+                            capsys)
+    assert code == 0
+    assert json.loads(out_text)["data"]["images"] == 60
+
+
+@pytest.mark.parametrize("model", ["resnet18", "resnet50"])
+def test_imagenet_style_nets_train_a_step_at_32x32(model, tiny_cifar, tmp_path, capsys):
+    out = tmp_path / model
+    code, _, err = run(train, ["--dataset", tiny_cifar, "--model", model, "--epochs", "1",
+                               "--steps-per-epoch", "1", "--batch-size", "8",
+                               "--train-size", "40", "--test-size", "10", "--out", out], capsys)
+    assert code == 0, err
+    metrics = metrics_of(out)
+    assert metrics["model"]["parameters"] > 10_000_000
+    assert metrics["test"]["images"] == 10
+
+
+@pytest.mark.skipif(not cifar10.SHARED_ZIP.is_file(), reason="shared CIFAR-10 zip absent")
+def test_the_shared_zip_is_the_default_cifar10_source():
+    data = datasets.load("cifar10", train_size=100, test_size=50, seed=0)
+    assert data.X_train.shape == (100, 32, 32, 3) and data.X_test.shape == (50, 32, 32, 3)
+    assert np.bincount(data.y_train).tolist() == [10] * 10
+    assert data.class_names == CLASS_NAMES
+
+
+# ---- bad input: one line, non-zero exit, nothing lost -------------------------------------
+
+def test_train_rejects_bad_datasets_and_models(tmp_path, capsys):
+    out = tmp_path / "run"
+    line = error_line(*run(train, ["--dataset", tmp_path / "missing", "--out", out], capsys)[::2])
+    assert "unknown data set" in line
+
+    text = tmp_path / "notes.txt"
+    text.write_text("not data")
+    line = error_line(*run(train, ["--dataset", text, "--out", out], capsys)[::2])
+    assert "not a zip, a tar archive or a folder" in line
+
+    line = error_line(*run(train, ["--model", "resnet19", "--out", out], capsys)[::2])
+    assert "Unknown model name 'resnet19'" in line and "resnet20" in line
+
+    code, _, err = run(train, ["--schedule", "sometimes"], capsys)
+    assert code == 2 and "invalid choice" in error_line(code, err)
+    assert not out.exists()
+
+
+def test_train_rejects_a_model_too_deep_for_the_images(tiny_cifar, tmp_path, capsys):
+    line = error_line(*run(train, ["--dataset", tiny_cifar, "--model", "course_resnet50",
+                                   "--train-size", "20", "--out", tmp_path / "r"], capsys)[::2])
+    assert "course_resnet50" in line and "37" in line
+
+
+def test_train_never_overwrites_an_earlier_run(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "metrics.json").write_text('{"precious": true}')
+    line = error_line(*run(train, ["--dataset", "cifar10", "--out", out], capsys)[::2])
+    assert "already holds a run" in line and "--resume" in line
+    assert (out / "metrics.json").read_text() == '{"precious": true}'
+
+
+def test_resume_rejects_missing_and_damaged_checkpoints(tmp_path, capsys):
+    out = tmp_path / "run"
+    line = error_line(*run(train, ["--out", out, "--resume"], capsys)[::2])
+    assert "no checkpoint to resume from" in line
+
+    out.mkdir()
+    (out / "checkpoint.json").write_text("{ truncated")
+    line = error_line(*run(train, ["--out", out, "--resume"], capsys)[::2])
+    assert "damaged checkpoint state" in line
+    assert (out / "checkpoint.json").read_text() == "{ truncated"
+
+
+def test_resume_rejects_a_corrupt_model_file_and_changed_settings(tiny_cifar, tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    config = {"dataset": str(tiny_cifar), "model": "resnet20", "epochs": 2, "batch_size": 16,
+              "lr": 0.1, "optimizer": "sgd", "schedule": "cosine", "warmup_epochs": 1,
+              "weight_decay": None, "augment": True, "train_size": 20, "test_size": 10,
+              "val_split": 0.0, "seed": 0, "steps_per_epoch": 1, "out": str(out)}
+    state = {"epoch": 1, "model_file": "checkpoint-epoch0001.keras", "history": {},
+             "config": config}
+    (out / "checkpoint.json").write_text(json.dumps(state))
+    (out / "checkpoint-epoch0001.keras").write_bytes(b"half a zip")
+
+    line = error_line(*run(train, ["--out", out, "--resume", "--model", "resnet32"], capsys)[::2])
+    assert "--model resnet32 differs from the checkpoint's resnet20" in line
+
+    line = error_line(*run(train, ["--out", out, "--resume"], capsys)[::2])
+    assert "damaged checkpoint" in line and "checkpoint-epoch0001.keras" in line
+    assert (out / "checkpoint-epoch0001.keras").read_bytes() == b"half a zip"
+
+
+def test_evaluate_rejects_bad_models_images_and_data(tmp_path, capsys):
+    fake_model = tmp_path / "model.keras"
+    fake_model.write_bytes(b"not a zip")
+    line = error_line(*run(evaluate, [fake_model, "--data", "signs"], capsys)[::2])
+    assert "not a Keras model file" in line
+
+    archive = tmp_path / "other.keras"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("hello.txt", "a zip, but no model")
+    line = error_line(*run(evaluate, [archive, "--data", "signs"], capsys)[::2])
+    assert "not a loadable Keras model" in line
+
+    line = error_line(*run(evaluate, [tmp_path / "absent.keras"], capsys)[::2])
+    assert "model file not found" in line
+
+    # a real (tiny) model for the image and data errors
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    outputs = keras.layers.Dense(10, activation="softmax")(keras.layers.Flatten()(x))
+    model_path = tmp_path / "tiny.keras"
+    keras.Model(inputs, outputs).save(model_path)
+
+    not_an_image = tmp_path / "photo.jpg"
+    not_an_image.write_text("text, not pixels")
+    line = error_line(*run(evaluate, [model_path, not_an_image], capsys)[::2])
+    assert "photo.jpg: not an image file" in line
+
+    line = error_line(*run(evaluate, [model_path], capsys)[::2])
+    assert "nothing to evaluate" in line
+
+    line = error_line(*run(evaluate, [model_path, "--data", tmp_path / "nothing"], capsys)[::2])
+    assert "unknown data set" in line
+
+    if HAVE_SIGNS:
+        line = error_line(*run(evaluate, [model_path, "--data", "signs"], capsys)[::2])
+        assert "predicts 10 classes but signs test has 6" in line
+
+    bad_h5 = tmp_path / "test_signs.h5"
+    bad_h5.write_bytes(b"not hdf5")
+    line = error_line(*run(evaluate, [model_path, "--data", bad_h5], capsys)[::2])
+    assert "test_signs.h5" in line and "HDF5" in line
+
+
+def test_evaluate_classifies_an_image_with_a_model_without_class_names(tmp_path, capsys):
+    """A model from elsewhere (no metrics.json): 10 outputs get the CIFAR-10 names; an
+    image of another size is resized to the model's input."""
+    inputs = keras.Input((32, 32, 3))
+    outputs = keras.layers.Dense(10, activation="softmax")(keras.layers.Flatten()(inputs))
+    model_path = tmp_path / "unit_pixels.keras"
+    keras.Model(inputs, outputs).save(model_path)
+    photo = tmp_path / "big.png"
+    Image.fromarray(np.full((100, 80, 3), 200, np.uint8)).save(photo)
+    code, out_text, _ = run(evaluate, [model_path, photo, "--json"], capsys)
+    assert code == 0
+    summary = json.loads(out_text)
+    assert summary["pixels"] == "0-1"  # no Rescaling layer: the images are divided by 255
+    assert set(summary["images"][0]["probabilities"]) == set(CLASS_NAMES)
+
+
+# ---- the pieces: schedules, augmentation, JSON layout ------------------------------------
+
+def schedule_values(schedule, steps):
+    return [float(schedule(step)) if callable(schedule) else schedule for step in steps]
+
+
+def test_learning_rate_schedules():
+    from resnet_course.trainer import make_schedule, resolve_config
+
+    def config(schedule):
+        return resolve_config({"dataset": "cifar10", "schedule": schedule, "epochs": 10,
+                               "lr": 0.1, "out": "unused"})
+
+    onecycle = schedule_values(make_schedule(config("onecycle"), 10), [0, 30, 100])
+    assert onecycle[0] == pytest.approx(0.1 / 25) and onecycle[1] == pytest.approx(0.1)
+    assert onecycle[2] < 1e-5
+    step = schedule_values(make_schedule(config("step"), 10), [0, 49, 51, 74, 76, 100])
+    assert step == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
+    cosine = schedule_values(make_schedule(config("cosine"), 10), [0, 10, 55, 100])
+    assert cosine[0] == 0 and cosine[1] == pytest.approx(0.1) and cosine[3] == pytest.approx(0)
+    assert make_schedule(config("constant"), 10) == 0.1
+
+
+def test_pad_crop_flip_shifts_each_image_on_its_own_and_repeats_with_the_seed():
+    import tensorflow as tf
+
+    from resnet_course.augmentation import pad_crop_flip, with_pad_crop_flip
+
+    images = np.random.default_rng(0).random((16, 8, 8, 3)).astype("float32") + 1  # no zeros
+    out = pad_crop_flip(tf.constant(images), tf.constant([3, 4]), padding=2).numpy()
+    assert out.shape == images.shape
+    padded = np.pad(images, [(0, 0), (2, 2), (2, 2), (0, 0)])
+    offsets = set()
+    for original, (i, result) in zip(padded, enumerate(out)):
+        found = [(dy, dx, flip) for dy in range(5) for dx in range(5) for flip in (False, True)
+                 if np.array_equal(result, (lambda w: w[:, ::-1] if flip else w)(
+                     original[dy:dy + 8, dx:dx + 8]))]
+        assert found, f"image {i} is not a crop of its padded self"
+        offsets.add(found[0])
+    assert len(offsets) > 1  # not one crop for the whole batch
+
+    dataset = tf.data.Dataset.from_tensors((tf.constant(images), tf.zeros(16))).repeat(2)
+    first = [x.numpy() for x, _ in with_pad_crop_flip(dataset, seed=1)]
+    again = [x.numpy() for x, _ in with_pad_crop_flip(dataset, seed=1)]
+    np.testing.assert_array_equal(first[0], again[0])
+    assert not np.array_equal(first[0], first[1])  # each batch gets new crops
+
+
+def test_list_models(capsys):
+    code, out, _ = run(train, ["--list-models"], capsys)
+    assert code == 0 and "resnet110" in out and "course_resnet50" in out
+
+
+@needs_signs
+def test_dataset_registry_reads_names_folders_and_single_h5_files():
+    data = datasets.load("signs", train_size=60, test_size=12, seed=3)
+    assert np.bincount(data.y_train).tolist() == [10] * 6 and len(data.y_test) == 12
+    assert data.class_names == ("0", "1", "2", "3", "4", "5") and data.input_shape == (64, 64, 3)
+    same = datasets.load(str(SIGNS_DIR), train_size=60, test_size=12, seed=3)
+    np.testing.assert_array_equal(data.X_train, same.X_train)
+    train_split = datasets.load_eval_split(SIGNS_DIR / "train_signs.h5")
+    assert len(train_split.y) == 1080 and "train_set" in train_split.name
+    with pytest.raises(ValueError, match="training needs a folder"):
+        datasets.load(SIGNS_DIR / "train_signs.h5")
+    assert datasets.family_of(SIGNS_DIR) == "signs"
+
+
+def test_cifar_test_split_alone(tiny_cifar):
+    X_train, y_train, X_test, y_test, _ = cifar10.load_cifar10(tiny_cifar, splits=("test",))
+    assert X_train is None and y_train is None and X_test.shape == (60, 32, 32, 3)

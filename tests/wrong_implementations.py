@@ -1,0 +1,199 @@
+"""Plausible wrong solutions of the assignment, each paired with what the checks must say about it.
+
+Every wrong solution is one visible argument away from the reference behaviour: `block` is a
+residual block and `resnet50` a ResNet50, both parameterised by the mistake to make; with no
+mistake they build what resnet_course/reference.py builds.
+
+WRONG_IMPLEMENTATIONS lists (id, exercise, function, distinctive substring of the failure message);
+EQUIVALENT_IMPLEMENTATIONS lists correct solutions written differently (id, exercise, function).
+"""
+from keras.initializers import glorot_uniform, random_uniform
+from keras.layers import (
+    Activation,
+    Add,
+    AveragePooling2D,
+    BatchNormalization,
+    Conv2D,
+    Dense,
+    Flatten,
+    GlobalAveragePooling2D,
+    Input,
+    MaxPooling2D,
+    ZeroPadding2D,
+)
+from keras.models import Model
+
+from resnet_course import reference
+
+
+def block(X, f, filters, s, training, initializer, *, projection,
+          add_shortcut=True, shortcut_bn=True, relu_before_add=False, relu_after_add=True,
+          middle_padding="same", stride_on_middle=False, bn_axis=3, forward_training=True,
+          hard_training=None, kernel_initializer="called", seed=0, swap_f2_f3=False, shortcut_first=False):
+    """A residual block with optional mistakes; projection=True makes it a convolutional block.
+
+    add_shortcut / shortcut_bn / relu_before_add / relu_after_add: which of those layers exist;
+    middle_padding, stride_on_middle, bn_axis, swap_f2_f3: layer settings;
+    forward_training=False calls BatchNormalization without training, hard_training fixes it;
+    kernel_initializer: "called" (initializer(seed=seed)), "class" (the class itself) or "glorot";
+    shortcut_first: the order of Add's inputs (either order is right).
+    """
+    F1, F2, F3 = filters
+    if swap_f2_f3:
+        F2, F3 = F3, F2
+    X_shortcut = X
+
+    def conv(Y, filters_, kernel, stride, padding="valid"):
+        init = {"called": lambda: initializer(seed=seed), "class": lambda: initializer,
+                "glorot": lambda: glorot_uniform(seed=0)}[kernel_initializer]()
+        return Conv2D(filters_, kernel, strides=(stride, stride), padding=padding, kernel_initializer=init)(Y)
+
+    def batch_norm(Y):
+        layer = BatchNormalization(axis=bn_axis)
+        if hard_training is not None:
+            return layer(Y, training=hard_training)
+        return layer(Y, training=training) if forward_training else layer(Y)
+
+    first_stride, middle_stride = (1, s) if stride_on_middle else (s, 1)
+    X = Activation("relu")(batch_norm(conv(X, F1, 1, first_stride)))
+    X = Activation("relu")(batch_norm(conv(X, F2, f, middle_stride, middle_padding)))
+    X = batch_norm(conv(X, F3, 1, 1))
+    if relu_before_add:
+        X = Activation("relu")(X)
+    if projection:
+        X_shortcut = conv(X_shortcut, F3, 1, s)
+        if shortcut_bn:
+            X_shortcut = batch_norm(X_shortcut)
+    if add_shortcut:
+        X = Add()([X_shortcut, X] if shortcut_first else [X, X_shortcut])
+    if relu_after_add:
+        X = Activation("relu")(X)
+    return X
+
+
+def identity_block_variant(**mistake):
+    """An identity_block with the learner's signature that makes the given mistake (or variation)."""
+    def identity_block(X, f, filters, training=True, initializer=random_uniform):
+        return block(X, f, filters, 1, training, initializer, **{"projection": False, **mistake})
+    return identity_block
+
+
+def convolutional_block_variant(**mistake):
+    """A convolutional_block with the learner's signature that makes the given mistake (or variation)."""
+    def convolutional_block(X, f, filters, s=2, training=True, initializer=glorot_uniform):
+        return block(X, f, filters, s, training, initializer, **{"projection": True, **mistake})
+    return convolutional_block
+
+
+def identity_block_returning_none(X, f, filters, training=True, initializer=random_uniform):
+    reference.identity_block(X, f, filters, training, initializer)  # forgot `return X`
+
+
+def resnet50(input_shape=(64, 64, 3), classes=6, *, stage_blocks=(3, 4, 6, 3),
+             stage_filters=((64, 64, 256), (128, 128, 512), (256, 256, 1024), (512, 512, 2048)),
+             stage_strides=(1, 2, 2, 2), block_training=None, zero_padding=True, max_pool=True,
+             stem_bias=True, head="average", softmax=True, identity_block=reference.identity_block):
+    """The assignment's ResNet50 (reference blocks unless told otherwise) with optional mistakes."""
+    X_input = Input(input_shape)
+    X = ZeroPadding2D((3, 3))(X_input) if zero_padding else X_input
+    X = Conv2D(64, (7, 7), strides=(2, 2), use_bias=stem_bias, kernel_initializer=glorot_uniform(seed=0))(X)
+    X = BatchNormalization(axis=3)(X)
+    X = Activation("relu")(X)
+    if max_pool:
+        X = MaxPooling2D((3, 3), strides=(2, 2))(X)
+    # block_training="default" calls the blocks without training=..., i.e. with their default True.
+    training = {} if block_training == "default" else {"training": block_training}
+    for blocks, filters, s in zip(stage_blocks, stage_filters, stage_strides):
+        X = reference.convolutional_block(X, f=3, filters=list(filters), s=s, **training)
+        for _ in range(blocks - 1):
+            X = identity_block(X, 3, list(filters), **training)
+    if head == "average":
+        X = Flatten()(AveragePooling2D((2, 2))(X))
+    elif head == "max":
+        X = Flatten()(MaxPooling2D((2, 2))(X))
+    elif head == "global":
+        X = GlobalAveragePooling2D()(X)
+    X = Dense(classes, activation="softmax" if softmax else None, kernel_initializer=glorot_uniform(seed=0))(X)
+    return Model(inputs=X_input, outputs=X)
+
+
+def resnet50_variant(**mistake):
+    """A ResNet50 with the learner's signature that makes the given mistake."""
+    def ResNet50(input_shape=(64, 64, 3), classes=6):
+        return resnet50(input_shape, classes, **mistake)
+    return ResNet50
+
+
+# Other ways of writing a correct solution: the checks must accept them.
+EQUIVALENT_IMPLEMENTATIONS = [
+    # The reference identity block adds [X_shortcut, X]; this one adds [X, X_shortcut].
+    ("identity_add_order_swapped", "identity_block", identity_block_variant(shortcut_first=False)),
+    ("convolutional_add_order_swapped", "convolutional_block", convolutional_block_variant(shortcut_first=True)),
+    ("identity_bn_axis_minus_1", "identity_block", identity_block_variant(bn_axis=-1)),
+]
+
+WRONG_IMPLEMENTATIONS = [
+    # identity_block
+    ("identity_no_shortcut", "identity_block", identity_block_variant(add_shortcut=False),
+     "there is no Add: the shortcut is missing"),
+    ("identity_relu_before_add", "identity_block", identity_block_variant(relu_before_add=True),
+     "ReLU before the Add"),
+    ("identity_no_relu_after_add", "identity_block", identity_block_variant(relu_after_add=False),
+     "missing ReLU after the Add"),
+    ("identity_valid_padding", "identity_block", identity_block_variant(middle_padding="valid"),
+     "padding='valid', expected padding='same'"),
+    ("identity_bn_axis_1", "identity_block", identity_block_variant(bn_axis=1),
+     "axis=1, expected axis=3"),
+    ("identity_training_not_forwarded", "identity_block", identity_block_variant(forward_training=False),
+     "the `training` flag is ignored: main path layer 2 (BatchNormalization"),
+    ("identity_training_hard_coded", "identity_block", identity_block_variant(hard_training=True),
+     "is called with training=True although the block was called with training=False"),
+    ("identity_glorot_hard_coded", "identity_block", identity_block_variant(kernel_initializer="glorot"),
+     "was not created with the block's initializer (its kernel_initializer is GlorotUniform)"),
+    ("identity_initializer_not_called", "identity_block", identity_block_variant(kernel_initializer="class"),
+     "a Conv2D got kernel_initializer=initializer (the class itself)"),
+    ("identity_initializer_without_seed", "identity_block", identity_block_variant(seed=None),
+     "was created with initializer(seed=None)"),
+    ("identity_projected_shortcut", "identity_block", identity_block_variant(projection=True),
+     "the identity block adds X itself"),
+    ("identity_f2_f3_swapped", "identity_block", identity_block_variant(swap_f2_f3=True),
+     "main path layer 4 (Conv2D, named"),
+    ("identity_returns_none", "identity_block", identity_block_returning_none,
+     "returned None: end the function with `return X`"),
+    # convolutional_block
+    ("convolutional_stride_on_middle_conv", "convolutional_block", convolutional_block_variant(stride_on_middle=True),
+     "the stride s goes on the first 1x1 CONV"),
+    ("convolutional_no_projection", "convolutional_block", convolutional_block_variant(projection=False),
+     "Add's inputs do not include the projection"),
+    ("convolutional_projection_without_bn", "convolutional_block", convolutional_block_variant(shortcut_bn=False),
+     "missing BatchNormalization(axis=3) after shortcut path layer 1 (Conv2D)"),
+    ("convolutional_f2_f3_swapped", "convolutional_block", convolutional_block_variant(swap_f2_f3=True),
+     "filters=6, expected filters=4"),
+    ("convolutional_training_not_forwarded", "convolutional_block", convolutional_block_variant(forward_training=False),
+     "the `training` flag is ignored"),
+    ("convolutional_relu_before_add", "convolutional_block", convolutional_block_variant(relu_before_add=True),
+     "ReLU before the Add"),
+    # ResNet50
+    ("resnet50_stage4_four_identity_blocks", "ResNet50", resnet50_variant(stage_blocks=(3, 4, 5, 3)),
+     "stage 4 has 4 identity blocks after its convolutional block, expected 5"),
+    ("resnet50_wrong_stage3_filters", "ResNet50",
+     resnet50_variant(stage_filters=((64, 64, 256), (128, 128, 256), (256, 256, 1024), (512, 512, 2048))),
+     "stage 3, block 1 (convolutional block): filters=(128, 128, 256), expected filters=(128, 128, 512)"),
+    ("resnet50_blocks_in_training_mode", "ResNet50", resnet50_variant(block_training="default"),
+     "BatchNormalization is hard-wired to training=True (stage 2, block 1"),
+    ("resnet50_no_max_pool", "ResNet50", resnet50_variant(max_pool=False),
+     "missing MaxPooling2D(pool_size=(3, 3), strides=(2, 2), padding='valid') after stage 1 layer 4"),
+    ("resnet50_no_zero_padding", "ResNet50", resnet50_variant(zero_padding=False),
+     "missing ZeroPadding2D(padding=((3, 3), (3, 3))) before stage 1 layer 1 (Conv2D)"),
+    ("resnet50_identity_blocks_without_relu", "ResNet50",
+     resnet50_variant(identity_block=identity_block_variant(relu_after_add=False)),
+     "stage 2, block 2 is not a valid residual block (Add of [Conv2D -> BatchNormalization -> "
+     "Activation('relu') -> Conv2D -> BatchNormalization -> Activation('relu') -> Conv2D -> "
+     "BatchNormalization | X] without a ReLU after it)"),
+    ("resnet50_stem_conv_without_bias", "ResNet50", resnet50_variant(stem_bias=False),
+     "the model has 23,599,942 parameters, expected 23,600,006"),
+    ("resnet50_max_pool_head", "ResNet50", resnet50_variant(head="max"),
+     "head (after stage 5) layer 1 is MaxPooling2D"),
+    ("resnet50_global_pool_without_softmax", "ResNet50", resnet50_variant(head="global", softmax=False),
+     "the output layer is Dense(units=6) with activation='linear': the output must be class probabilities"),
+]

@@ -1,0 +1,107 @@
+"""Train a ResNet on SIGNS or CIFAR-10 from the command line.
+
+    python train.py --dataset cifar10 --model resnet20 --epochs 30 --out runs/r20
+    python train.py --dataset cifar10 --model plain20 --train-size 5000 --out runs/p20
+    python train.py --dataset signs --epochs 12 --out runs/signs
+    python train.py --out runs/r20 --resume --epochs 40      # continue (or extend) a run
+
+Writes into --out: a checkpoint after every epoch (model + optimizer state, history;
+--resume continues from it), then model.keras (input scaling inside: it takes raw
+0-255 images), metrics.json, curves.png, confusion_matrix.png and inference.png.
+Options left out take the data set's recipe (shown as "signs: ... / cifar10: ...").
+"""
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from resnet_course import cli  # noqa: E402
+from resnet_course.models import MODEL_NAMES, PLAIN_MODEL_NAMES  # noqa: E402
+from resnet_course.trainer import OPTIMIZERS, RECIPES, SCHEDULES  # noqa: E402
+
+PROG = "train.py"
+
+
+def recipe_default(field):
+    return " / ".join(f"{name}: {getattr(recipe, field)}" for name, recipe in RECIPES.items())
+
+
+def build_parser():
+    p = cli.OneLineParser(prog=PROG, description=__doc__,
+                          formatter_class=cli.argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", metavar="NAME|PATH",
+                   help="signs, cifar10, a folder with train_signs.h5 + test_signs.h5, or a "
+                        "CIFAR-10 source (cifar-10-python.tar.gz, the image zip, or a folder "
+                        "of either) (default: signs)")
+    p.add_argument("--model", metavar="NAME",
+                   help=f"one of {', '.join(MODEL_NAMES)}, or a plain (no-shortcut) twin: "
+                        f"{', '.join(PLAIN_MODEL_NAMES)} (default: {recipe_default('model')})")
+    p.add_argument("--epochs", type=int, metavar="N",
+                   help=f"passes over the training images, or of --steps-per-epoch batches "
+                        f"(default: {recipe_default('epochs')})")
+    p.add_argument("--batch-size", type=int, metavar="N",
+                   help=f"images per training step (default: {recipe_default('batch_size')})")
+    p.add_argument("--lr", type=float,
+                   help=f"peak learning rate (default: {recipe_default('lr')})")
+    p.add_argument("--optimizer", choices=OPTIMIZERS,
+                   help=f"sgd has momentum 0.9 (default: {recipe_default('optimizer')})")
+    p.add_argument("--schedule", choices=SCHEDULES,
+                   help="cosine: linear warm-up then cosine decay to 0; onecycle: from lr/25 "
+                        "up to lr over 30%% of the steps, then cosine annealing to ~0; step: "
+                        "lr/10 at 50%% and 75%% of the steps; constant "
+                        f"(default: {recipe_default('schedule')})")
+    p.add_argument("--warmup-epochs", type=int, metavar="N",
+                   help=f"warm-up of the cosine schedule (default: "
+                        f"{recipe_default('warmup_epochs')})")
+    p.add_argument("--weight-decay", type=float, metavar="WD",
+                   help="L2 weight decay on conv and dense kernels, 0 for none (default: the "
+                        "model's own: 1e-4 for resnet20..110 and their plain twins, 0 otherwise)")
+    p.add_argument("--augment", action=cli.argparse.BooleanOptionalAction,
+                   help="random augmentation of the training images: for CIFAR-10 pad 4 + "
+                        "random 32x32 crop + horizontal flip, for SIGNS the notebook's "
+                        "augmentation (default: on)")
+    p.add_argument("--train-size", type=int, metavar="N",
+                   help="train on a stratified, seeded subset of N images (default: all)")
+    p.add_argument("--test-size", type=int, metavar="N",
+                   help="evaluate on a stratified, seeded subset of N test images (default: all)")
+    p.add_argument("--val-split", type=float, metavar="FRACTION",
+                   help="hold out this stratified fraction of the training images for the "
+                        "per-epoch validation (default: 0, validate on the test split)")
+    p.add_argument("--seed", type=int, help="seeds weights, subsets, shuffling, augmentation "
+                                            "(default: 0)")
+    p.add_argument("--steps-per-epoch", type=int, metavar="N",
+                   help="batches per epoch, e.g. 2 for a quick check (default: one pass over "
+                        "the training images)")
+    p.add_argument("--out", metavar="DIR",
+                   help="run folder for checkpoint and results (default: runs/<dataset>-<model>)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its last checkpoint; only --epochs may "
+                        "change (default: off)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start a new run even if --out holds one (default: off, refuse)")
+    p.add_argument("--list-models", action="store_true", help="describe every model and exit")
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    if args.list_models:
+        from resnet_course.models import describe
+        print("\n".join(describe(name) for name in MODEL_NAMES))
+        return 0
+
+    from resnet_course import trainer
+
+    options = {key: value for key, value in vars(args).items()
+               if key not in ("resume", "overwrite", "list_models")}
+    command = [PROG, *(sys.argv[1:] if argv is None else argv)]
+    def train():
+        trainer.run(options, command=command, resume=args.resume, overwrite=args.overwrite)
+
+    return cli.run_main(PROG, train, (trainer.TrainError, OSError),
+                        interrupted="interrupted; the last finished epoch is checkpointed in "
+                                    "--out, continue with --resume")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
