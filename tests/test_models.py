@@ -85,6 +85,12 @@ def test_resnet50_matches_keras_applications():
     theirs = keras.applications.ResNet50(weights=None)
     assert layer_table(ours) == layer_table(theirs)
     assert ours.count_params() == theirs.count_params() == 25_636_712
+    # The widely published 25,557,032 (torchvision) counts trainable weights of convs
+    # without bias: the same network, once the conv biases Keras adds are taken away.
+    trainable = sum(int(np.prod(w.shape)) for w in ours.trainable_weights)
+    conv_biases = sum(int(layer.bias.shape[0]) for layer in ours.layers
+                      if isinstance(layer, keras.layers.Conv2D))
+    assert trainable - conv_biases == 25_557_032
 
 
 @pytest.mark.parametrize("name, params", [("resnet101", 44_707_176), ("resnet152", 60_419_944)])
