@@ -29,7 +29,7 @@ BATCH = 32
 VARIANTS = {
     "course": ({}, "keras.applications.ResNet50 + model.fit on numpy arrays (the course's recipe)"),
     "tfdata": ({}, "same model, one tf.data pipeline reused across epochs (repeat + steps_per_epoch)"),
-    "project": ({}, "the project's trainer (resnet_course.trainer) on the course's ResNet50"),
+    "project": ({}, "the project's training path (train.py --dataset signs): builder model + resnets_utils pipeline"),
 }
 
 
@@ -85,8 +85,17 @@ def run_variant(name, epochs):
               .prefetch(tf.data.AUTOTUNE))
         model.fit(ds, steps_per_epoch=steps, epochs=epochs, callbacks=[timer], verbose=0)
     elif name == "project":
-        from resnet_course import trainer
-        trainer.benchmark_fit(x, y, epochs=epochs, batch_size=BATCH, callbacks=[timer])
+        # What train.py does for SIGNS (resnet_course.trainer): the course's ResNet50 from the
+        # model builder, fed by resnets_utils.make_train_dataset (augmentation off, so that
+        # only the model and the input path are compared).
+        import resnets_utils
+        from resnet_course.models import build_model
+        model = build_model("course_resnet50", (64, 64, 3), 6)
+        resnets_utils.set_batchnorm_momentum(model, 0.9)
+        model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+        ds = resnets_utils.make_train_dataset(x, keras.utils.to_categorical(y, 6), BATCH,
+                                              augment=False, seed=0)
+        model.fit(ds, steps_per_epoch=steps, epochs=epochs, callbacks=[timer], verbose=0)
     else:
         raise SystemExit(f"unknown variant {name!r}; choose from {sorted(VARIANTS)}")
     timed = timer.times[1:]
