@@ -22,7 +22,7 @@ def test_drawing_is_deterministic_and_unstamped():
         assert "Software" not in image.info  # a version stamp would change the bytes on upgrade
 
 
-def test_check_mode_names_a_stale_figure(tmp_path, capsys):
+def test_stale_figures_names_a_changed_file(tmp_path):
     for name in figures.FIGURES:
         (tmp_path / name).write_bytes(figures.render(name))
     (tmp_path / "resnet50.png").write_bytes(b"not the drawing")
