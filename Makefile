@@ -20,7 +20,14 @@ data: setup
 	$(PY) -m resnet_course.signs_data
 
 # Executes the solution notebook with real training; writes outputs/ResNet50.html and the model.
-demo: data
+# Re-runs only when the notebook, the learner modules or the data changed since the last demo.
+DEMO_INPUTS := instructor/source/ResNet50/ResNet50.ipynb resnets_utils.py public_tests.py \
+               datasets/train_signs.h5 datasets/test_signs.h5
+demo: data outputs/ResNet50.html
+	@grep -o 'Test accuracy: [0-9.]*' outputs/ResNet50.html | head -1
+	@echo "outputs/: ResNet50.html, ResNet50.ipynb (executed), resnet50_signs.keras"
+
+outputs/ResNet50.html: $(STAMP) $(DEMO_INPUTS)
 	$(PY) -m resnet_course.demo
 
 test: data
