@@ -213,6 +213,16 @@ def test_foreign_h5_files_are_kept_until_force(fake):
     assert fake.build()["built"] == []
 
 
+def test_course_files_offline_skip_only_the_sample_photo(fake, tmp_path):
+    fake.data_dir.mkdir()
+    _write_course_file(fake.data_dir / "train_signs.h5", "train", 12)
+    _write_course_file(fake.data_dir / "test_signs.h5", "test", 6)
+    summary = fake.build(source_zip=None, cache_dir=tmp_path / "cache")  # no archive anywhere
+    assert {p.name for p in summary["kept"]} == {"train_signs.h5", "test_signs.h5"}
+    assert not (fake.images_dir / "my_image.jpg").exists()
+    assert any(line.startswith("skipped") and "my_image.jpg" in line for line in fake.log)
+
+
 def test_our_file_edited_by_hand_counts_as_foreign(fake):
     fake.build()
     with h5py.File(fake.data_dir / "test_signs.h5", "a") as f:
