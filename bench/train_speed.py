@@ -4,7 +4,7 @@ Each variant runs in its own Python process (thread and oneDNN settings must be 
 TensorFlow starts) on the same synthetic SIGNS-shaped data, one after the other, so that the
 numbers printed side by side come from one run on one quiet machine.
 
-    python bench/train_speed.py                      # all variants
+    python bench/train_speed.py                      # the default variants (--help lists all)
     python bench/train_speed.py --variants course project --epochs 4
 
 Images per second count only the timed epochs (the first epoch, which traces and warms up, is
@@ -25,11 +25,34 @@ TRAIN_GFLOP_PER_IMAGE = 3 * FORWARD_GFLOP_PER_IMAGE
 IMAGES = 1080
 BATCH = 32
 
-# name -> (environment overrides, description)
+# name -> (environment overrides, description). The "project" variants run train.py's own
+# code (resnet_course.trainer.build + the resnets_utils pipeline); the ones in between take
+# one step at a time from the course's model to it, so that each change is measured alone.
 VARIANTS = {
     "course": ({}, "keras.applications.ResNet50 + model.fit on numpy arrays (the course's recipe)"),
     "tfdata": ({}, "same model, one tf.data pipeline reused across epochs (repeat + steps_per_epoch)"),
-    "project": ({}, "the project's training path (train.py --dataset signs): builder model + resnets_utils pipeline"),
+    "builder": ({}, "course_resnet50 from the builder as the course has it (conv biases, Keras "
+                    "BatchNorm, Keras Adam) + resnets_utils.make_train_dataset"),
+    "bf16-only": ({}, "builder + Keras mixed_bfloat16 policy, nothing else"),
+    "no-bias": ({}, "builder without the conv biases (BatchNorm cancels them)"),
+    "fused-bn": ({}, "no-bias + FusedBatchNormalization (one FusedBatchNormV3 kernel)"),
+    "project": ({}, "fused-bn + FusedAdam: train.py's path, --precision float32 (the default)"),
+    "project-bf16": ({}, "train.py's path with --precision bfloat16"),
+    "project-bf16-spe8": ({}, "project-bf16 compiled with steps_per_execution=8"),
+    "project-bf16-inter1": ({"TF_NUM_INTEROP_THREADS": "1"},
+                            "project-bf16 with one inter-op thread (default: one per core)"),
+    "project-bf16-no-onednn": ({"TF_ENABLE_ONEDNN_OPTS": "0"},
+                               "project-bf16 with TensorFlow's oneDNN ops switched off"),
+}
+DEFAULT_VARIANTS = ("course", "tfdata", "builder", "bf16-only", "no-bias", "fused-bn", "project",
+                    "project-bf16")
+
+# builder-based variants: (conv_bias, fused_batchnorm, fused optimizer, precision)
+BUILDER_STEPS = {
+    "builder": (True, False, False, "float32"),
+    "bf16-only": (True, False, False, "bfloat16"),
+    "no-bias": (False, False, False, "float32"),
+    "fused-bn": (False, True, False, "float32"),
 }
 
 
@@ -84,17 +107,36 @@ def run_variant(name, epochs):
               .shuffle(IMAGES, seed=0).repeat().batch(BATCH, drop_remainder=True)
               .prefetch(tf.data.AUTOTUNE))
         model.fit(ds, steps_per_epoch=steps, epochs=epochs, callbacks=[timer], verbose=0)
-    elif name == "project":
-        # What train.py does for SIGNS (resnet_course.trainer): the course's ResNet50 from the
-        # model builder, fed by resnets_utils.make_train_dataset (augmentation off, so that
-        # only the model and the input path are compared).
+    elif name in BUILDER_STEPS:
         import resnets_utils
         from resnet_course.models import build_model
-        model = build_model("course_resnet50", (64, 64, 3), 6)
+        conv_bias, fused_bn, fused_opt, precision = BUILDER_STEPS[name]
+        if precision == "bfloat16":
+            keras.config.set_dtype_policy("mixed_bfloat16")
+        model = build_model("course_resnet50", (64, 64, 3), 6, conv_bias=conv_bias,
+                            fused_batchnorm=fused_bn)
         resnets_utils.set_batchnorm_momentum(model, 0.9)
         model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
         ds = resnets_utils.make_train_dataset(x, keras.utils.to_categorical(y, 6), BATCH,
                                               augment=False, seed=0)
+        model.fit(ds, steps_per_epoch=steps, epochs=epochs, callbacks=[timer], verbose=0)
+    elif name.startswith("project"):
+        # train.py --dataset signs: trainer.build (model, BatchNorm momentum, optimizer,
+        # schedule) and trainer.train_pipeline, augmentation off so that only the model and
+        # the input path are compared.
+        from types import SimpleNamespace
+
+        from resnet_course import trainer
+        precision = "bfloat16" if "bf16" in name else "float32"
+        config = trainer.resolve_config({"dataset": "signs", "epochs": epochs, "augment": False,
+                                         "precision": precision, "out": "unused"})
+        keras.config.set_dtype_policy(trainer.PRECISIONS[precision])
+        data = SimpleNamespace(input_shape=(64, 64, 3), num_classes=6)
+        model = trainer.build(config, data, steps)
+        if name.endswith("-spe8"):
+            model.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"],
+                          steps_per_execution=8)
+        ds = trainer.train_pipeline(x, y, 6, config, "signs", seed=0)
         model.fit(ds, steps_per_epoch=steps, epochs=epochs, callbacks=[timer], verbose=0)
     else:
         raise SystemExit(f"unknown variant {name!r}; choose from {sorted(VARIANTS)}")
@@ -143,8 +185,12 @@ def run_child(variant, epochs):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), help="variants to run, in order")
-    parser.add_argument("--epochs", type=int, default=4, help="epochs per variant (the first is not timed)")
+    parser.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS),
+                        choices=list(VARIANTS), metavar="VARIANT",
+                        help=f"variants to run, in order, from: {', '.join(VARIANTS)} "
+                             f"(default: {' '.join(DEFAULT_VARIANTS)})")
+    parser.add_argument("--epochs", type=int, default=6,
+                        help="epochs per variant; the first is not timed (default: 6)")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     parser.add_argument("--child", dest="variant", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -30,6 +30,8 @@ import keras
 from keras import layers, ops
 from keras.initializers import GlorotUniform, HeNormal, RandomUniform
 
+from resnet_course.fused import FusedBatchNormalization
+
 BOTTLENECK_EXPANSION = 4  # a bottleneck block outputs 4x its width (ResNet-50/101/152)
 
 
@@ -199,8 +201,10 @@ PLAIN_MODEL_NAMES = tuple(_plain_name(name) for name in VARIANTS)
 # --------------------------------------------------------------------------------------
 
 class _LayerMaker:
-    def __init__(self, style, weight_decay, seed):
+    def __init__(self, style, weight_decay, seed, conv_bias, fused_batchnorm):
         self.style = style
+        self.conv_bias = style.use_bias if conv_bias is None else conv_bias
+        self.batchnorm_class = FusedBatchNormalization if fused_batchnorm else layers.BatchNormalization
         # Keras adds l2 * sum(w**2) to the loss, whose gradient is 2 * l2 * w; halving
         # makes the decay term weight_decay * w, as in the paper's SGD weight decay.
         self.regularizer = keras.regularizers.L2(weight_decay / 2) if weight_decay else None
@@ -218,15 +222,14 @@ class _LayerMaker:
     def conv(self, x, filters, kernel_size, name, role, strides=1, padding="same"):
         return layers.Conv2D(
             filters, kernel_size, strides=strides, padding=padding,
-            use_bias=self.style.use_bias,
+            use_bias=self.conv_bias,
             kernel_initializer=self._initializer(role),
             kernel_regularizer=self.regularizer,
             name=f"{name}_conv",
         )(x)
 
     def bn(self, x, name):
-        return layers.BatchNormalization(axis=3, epsilon=self.style.bn_epsilon,
-                                         name=f"{name}_bn")(x)
+        return self.batchnorm_class(axis=3, epsilon=self.style.bn_epsilon, name=f"{name}_bn")(x)
 
     def bn_relu(self, x, name):
         return layers.Activation("relu", name=f"{name}_relu")(self.bn(x, name))
@@ -236,6 +239,9 @@ class _LayerMaker:
             classes, activation="softmax",
             kernel_initializer=self._initializer("dense"),
             kernel_regularizer=self.regularizer,
+            # Under a mixed-precision policy the softmax still runs in float32, as Keras's
+            # mixed-precision guide advises for the output layer.
+            dtype="float32" if keras.config.dtype_policy().name.startswith("mixed") else None,
             name="predictions",
         )(x)
 
@@ -335,7 +341,8 @@ def describe(name):
             f"({out}), {skip}, input {shape}")
 
 
-def build_model(name, input_shape, classes, plain=False, weight_decay=None, seed=None):
+def build_model(name, input_shape, classes, plain=False, weight_decay=None, seed=None,
+                conv_bias=None, fused_batchnorm=False):
     """Build a ResNet (or its plain twin) as a keras.Model named after the variant.
 
     Arguments:
@@ -348,6 +355,12 @@ def build_model(name, input_shape, classes, plain=False, weight_decay=None, seed
                     nets, none otherwise; 0 disables it
     seed -- int: reproducible initial weights (each layer gets seed + its index);
             None: random, except course_resnet50, which then uses the course's seed 0
+    conv_bias -- None: the style's convention (biases in the ImageNet and course nets,
+                 as keras.applications and the course); False drops them. Every conv
+                 feeds a BatchNorm, which subtracts the batch mean, so a conv bias gets
+                 no gradient and dropping it changes nothing but speed and the count.
+    fused_batchnorm -- resnet_course.fused.FusedBatchNormalization instead of Keras's
+                 layer: the same math and weights in one TensorFlow kernel (faster)
     """
     key, plain_name = _resolve(name)
     plain = plain or plain_name
@@ -365,7 +378,7 @@ def build_model(name, input_shape, classes, plain=False, weight_decay=None, seed
     if weight_decay is None:
         weight_decay = style.weight_decay
 
-    make = _LayerMaker(style, weight_decay, seed)
+    make = _LayerMaker(style, weight_decay, seed, conv_bias, fused_batchnorm)
     inputs = keras.Input(input_shape)
     x = style.stem(inputs, make, variant.widths[0])
     for i, (blocks, width) in enumerate(zip(variant.blocks, variant.widths)):

@@ -7,7 +7,8 @@
 2. ``model.fit`` on ONE repeated tf.data pipeline (``resnets_utils.make_train_dataset``,
    plus pad-crop-flip for CIFAR) with ``steps_per_epoch``, Keras progress bars, and after
    every epoch a checkpoint (model + optimizer state, epoch, history) written atomically;
-3. recalibrate the BatchNorm statistics (``resnets_utils.recalibrate_batchnorm``), evaluate
+3. recalibrate the BatchNorm statistics on augmented training images
+   (``resnets_utils.recalibrate_batchnorm``), evaluate
    on the test split and write, into the run folder: ``model.keras`` (input scaling
    inside: it takes raw 0-255 images), ``metrics.json``, ``curves.png``,
    ``confusion_matrix.png`` and ``inference.png``.
@@ -24,6 +25,7 @@ run, so ``--resume --epochs N`` can extend it.
 
 Errors the user can fix raise TrainError (one line, no traceback in the CLI).
 """
+import contextlib
 import dataclasses
 import json
 import shlex
@@ -39,12 +41,16 @@ import resnets_utils
 from resnet_course import datasets, inference, models, reporting
 from resnet_course.atomic import atomic_output, write_json
 from resnet_course.augmentation import with_pad_crop_flip
+from resnet_course.fused import FUSED_OPTIMIZERS, portable_model
 from resnet_course.machine import machine_info
 from resnet_course.sampling import stratified_indices
 
 DEFAULT_DATASET = "signs"
 SCHEDULES = ("cosine", "onecycle", "step", "constant")
 OPTIMIZERS = ("sgd", "adam")
+# float32, or bfloat16 activations and float32 weights (Keras's "mixed_bfloat16" policy):
+# ~1.2-1.3x faster on a CPU with AVX512_BF16 (bench/train_speed.md).
+PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
 SGD_MOMENTUM = 0.9
 ONECYCLE_START_DIVISOR = 25      # one-cycle starts at lr / 25 ...
 ONECYCLE_RISE_FRACTION = 0.3     # ... reaches lr after 30% of the steps ...
@@ -106,6 +112,7 @@ class TrainConfig:
     seed: int
     steps_per_epoch: int | None   # None: one pass over the training images
     out: str
+    precision: str = "float32"    # a key of PRECISIONS (default for checkpoints before it)
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -130,6 +137,7 @@ def resolve_config(options):
         values["out"] = str(Path("runs") / f"{Path(dataset).stem}-{values['model']}")
     values["val_split"] = values["val_split"] or 0.0
     values["seed"] = values["seed"] or 0
+    values["precision"] = values["precision"] or "float32"
     config = TrainConfig(**values)
     check_config(config)
     return config
@@ -154,6 +162,9 @@ def check_config(config):
         raise TrainError(f"--val-split must be a fraction in [0, 1), got {config.val_split}.")
     if config.schedule not in SCHEDULES or config.optimizer not in OPTIMIZERS:
         raise TrainError(f"unknown schedule {config.schedule!r} or optimizer {config.optimizer!r}.")
+    if config.precision not in PRECISIONS:
+        raise TrainError(f"--precision must be one of {', '.join(PRECISIONS)}, "
+                         f"got {config.precision!r}.")
 
 
 # ---- learning rate -----------------------------------------------------------------------
@@ -179,9 +190,10 @@ def make_schedule(config, steps_per_epoch):
 
 
 def make_optimizer(config, learning_rate):
+    """Keras's SGD (momentum 0.9) or Adam, updated by one fused kernel per variable."""
     if config.optimizer == "sgd":
-        return keras.optimizers.SGD(learning_rate, momentum=SGD_MOMENTUM)
-    return keras.optimizers.Adam(learning_rate)
+        return FUSED_OPTIMIZERS["sgd"](learning_rate, momentum=SGD_MOMENTUM)
+    return FUSED_OPTIMIZERS["adam"](learning_rate)
 
 
 def current_learning_rate(optimizer):
@@ -334,8 +346,11 @@ def load_data(config):
 
 def build(config, data, steps_per_epoch):
     try:
+        # Speed without changing the math (bench/train_speed.md): no conv biases (the
+        # BatchNorm after every conv cancels them) and BatchNorm in one fused kernel.
         model = models.build_model(config.model, data.input_shape, data.num_classes,
-                                   weight_decay=config.weight_decay, seed=config.seed)
+                                   weight_decay=config.weight_decay, seed=config.seed,
+                                   conv_bias=False, fused_batchnorm=True)
     except ValueError as err:
         raise TrainError(f"--model {config.model}: {err}") from None
     # Moving statistics that keep up with the weights (bench/signs_recipe.md: 0.99 lags).
@@ -374,7 +389,28 @@ def run(options, command=None, resume=False, overwrite=False, log=print):
         config = resolve_config(options)
         check_out_is_free(out, overwrite)
         start_epoch, history = 0, {}
+    with dtype_policy(PRECISIONS[config.precision]):
+        metrics = _train_and_report(config, out, start_epoch, history, resume,
+                                    model_path if resume else None, command, log)
+    metrics["wall_seconds"] = time.perf_counter() - wall_start
+    write_json(out / "metrics.json", metrics)
+    log(f"test accuracy {metrics['test']['accuracy']:.4f}, loss {metrics['test']['loss']:.4f}; "
+        f"results in {out}/")
+    return metrics
 
+
+@contextlib.contextmanager
+def dtype_policy(name):
+    """Keras's global dtype policy set to ``name`` for the block, then restored."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _train_and_report(config, out, start_epoch, history, resume, model_path, command, log):
     data = load_data(config)
     family = datasets.family_of(config.dataset)
     splits = split_validation(data, config)
@@ -413,34 +449,49 @@ def run(options, command=None, resume=False, overwrite=False, log=print):
     metrics = _run_facts(command, config, data, splits, model, history, start_epoch, resume,
                          steps_per_epoch)
     metrics["test"] = test
-    metrics["wall_seconds"] = time.perf_counter() - wall_start
-    write_json(out / "metrics.json", metrics)
-    log(f"test accuracy {metrics['test']['accuracy']:.4f}, loss {metrics['test']['loss']:.4f}; "
-        f"results in {out}/")
     return metrics
 
 
+def recalibration_images(splits, num_classes, config):
+    """Up to RECALIBRATION_IMAGES training images as the training pipeline feeds them
+    (scaled to 0-1 and augmented). BatchNorm's statistics must describe the inputs the
+    weights were trained on: on CIFAR-10, statistics of un-augmented images cost 2 points
+    of test accuracy (84.3 % -> 82.2 % in runs/cifar10-resnet20-10min), augmented ones
+    keep it (84.3 %), as Wu & Johnson, "Rethinking 'Batch' in BatchNorm" (2021) advise."""
+    X, y = splits.X_train, splits.y_train
+    if len(X) > RECALIBRATION_IMAGES:
+        keep = stratified_indices(y, RECALIBRATION_IMAGES, config.seed)
+        X, y = X[keep], y[keep]
+    if not config.augment:
+        return X
+    pipeline = train_pipeline(X, y, num_classes, config, datasets.family_of(config.dataset),
+                              seed=config.seed + 1)
+    batches = [images for images, _ in pipeline.take(-(-len(X) // config.batch_size))]
+    return np.concatenate(batches)[:len(X)] * 255.0  # recalibrated through the 0-255 model
+
+
 def finish(model, data, splits, config, history, out, log):
-    """BatchNorm recalibration, the test evaluation, the plots and model.keras."""
+    """BatchNorm recalibration, the test evaluation, the plots and model.keras.
+
+    The test figures are those of the saved file: model.keras is the trained model in
+    plain Keras float32 layers (resnet_course.fused.portable_model)."""
     scaled = resnets_utils.with_input_scaling(model)
     before = reporting.summarize(
         inference.predict_probabilities(scaled, data.X_test, config.batch_size, True),
         data.y_test, data.class_names)
-    X_recalibration = splits.X_train
-    if len(X_recalibration) > RECALIBRATION_IMAGES:
-        X_recalibration = X_recalibration[stratified_indices(
-            splits.y_train, RECALIBRATION_IMAGES, config.seed)]
-    log(f"recalibrating the BatchNorm statistics on {len(X_recalibration)} training images ...")
-    # through the scaled model (it shares the layers): uint8 in, no float copy of the set
+    X_recalibration = recalibration_images(splits, data.num_classes, config)
+    log(f"recalibrating the BatchNorm statistics on {len(X_recalibration)} training images"
+        f"{', augmented as in training' if config.augment else ''} ...")
     resnets_utils.recalibrate_batchnorm(scaled, X_recalibration, config.batch_size,
                                         seed=config.seed)
-    probabilities = inference.predict_probabilities(scaled, data.X_test, config.batch_size, True)
+    exported = portable_model(scaled)
+    probabilities = inference.predict_probabilities(exported, data.X_test, config.batch_size, True)
     test = reporting.summarize(probabilities, data.y_test, data.class_names)
     test["accuracy_before_bn_recalibration"] = before["accuracy"]
     log(reporting.format_summary(test))
 
     with atomic_output(out / "model.keras") as tmp:
-        scaled.save(tmp)
+        exported.save(tmp)
     curves = {k: v for k, v in history.items()
               if k in ("loss", "accuracy", "val_loss", "val_accuracy")}
     if curves:

@@ -225,6 +225,30 @@ def test_cifar_residual_and_plain_nets(model, val_split, tiny_cifar, tmp_path, c
     assert json.loads(out_text)["data"]["images"] == 60
 
 
+def test_bfloat16_run_resumes_and_saves_a_plain_float32_model(tiny_cifar, tmp_path, capsys):
+    from resnet_course.fused import FusedBatchNormalization
+    out = tmp_path / "bf16"
+    args = ["--dataset", tiny_cifar, "--model", "resnet20", "--train-size", "100",
+            "--test-size", "30", "--out", out, "--precision", "bfloat16", *QUICK]
+    code, _, err = run(train, [*args, "--epochs", "1"], capsys)
+    assert code == 0, err
+    assert keras.config.dtype_policy().name == "float32"  # the run's policy did not leak
+    code, _, err = run(train, ["--out", out, "--resume", "--epochs", "2"], capsys)
+    assert code == 0, err
+    metrics = metrics_of(out)
+    assert metrics["config"]["precision"] == "bfloat16"
+    assert metrics["epochs_completed"] == 2 and metrics["resumed_from_epoch"] == 1
+
+    saved = keras.models.load_model(out / "model.keras")
+    layers = [layer for outer in saved.layers
+              for layer in (outer.layers if isinstance(outer, keras.Model) else [outer])]
+    assert not any(isinstance(layer, FusedBatchNormalization) for layer in layers)
+    assert {layer.dtype_policy.name for layer in layers} == {"float32"}
+    code, out_text, _ = run(evaluate, [out / "model.keras", "--data", tiny_cifar, "--json"],
+                            capsys)
+    assert code == 0
+
+
 @pytest.mark.parametrize("model", ["resnet18", "resnet50"])
 def test_imagenet_style_nets_train_a_step_at_32x32(model, tiny_cifar, tmp_path, capsys):
     out = tmp_path / model
@@ -392,6 +416,26 @@ def test_learning_rate_schedules():
     cosine = schedule_values(make_schedule(config("cosine"), 10), [0, 10, 55, 100])
     assert cosine[0] == 0 and cosine[1] == pytest.approx(0.1) and cosine[3] == pytest.approx(0)
     assert make_schedule(config("constant"), 10) == 0.1
+
+
+def test_batchnorm_recalibration_sees_the_training_augmentation(monkeypatch):
+    from resnet_course import trainer
+    rng = np.random.default_rng(0)
+    X = rng.integers(1, 256, size=(60, 32, 32, 3), dtype=np.uint8)  # no black pixel
+    y = np.arange(60) % 10
+    splits = trainer.Splits(X, y, X[:10], y[:10], "test")
+
+    def config(augment):
+        return trainer.resolve_config({"dataset": "cifar10", "augment": augment,
+                                       "batch_size": 16, "out": "unused"})
+
+    monkeypatch.setattr(trainer, "RECALIBRATION_IMAGES", 40)
+    augmented = trainer.recalibration_images(splits, 10, config(True))
+    assert augmented.shape == (40, 32, 32, 3)
+    assert 0 <= augmented.min() and augmented.max() <= 255  # 0-255, as the saved model takes
+    assert (augmented == 0).any()  # pad-and-crop brought in the black border
+    plain = trainer.recalibration_images(splits, 10, config(False))
+    assert plain.shape == (40, 32, 32, 3) and plain.dtype == np.uint8
 
 
 def test_pad_crop_flip_shifts_each_image_on_its_own_and_repeats_with_the_seed():

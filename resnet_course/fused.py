@@ -1,0 +1,135 @@
+"""Fused TensorFlow kernels for training speed: the math of Keras's own layers and optimizers
+in fewer passes over memory.
+
+Keras 3 computes BatchNormalization and the optimizers' updates as chains of elementwise
+ops, each a full pass over a large tensor; on a 2-core CPU these passes, not the
+convolutions, are what separates the trainer from the matmul limit (bench/train_speed.md
+has the measurements). TensorFlow has one-kernel versions of the same math:
+
+- ``FusedBatchNormalization``: ``keras.layers.BatchNormalization`` computed by
+  ``FusedBatchNormV3`` (oneDNN on x86), which also updates the moving statistics.
+  Same variables and config, so weights move freely between the two classes and
+  ``portable_model`` turns a model back into plain Keras layers for saving.
+  One difference: the fused kernel's moving variance uses the unbiased batch variance
+  (n / (n - 1), n = batch x height x width values per channel), Keras's the biased one.
+- ``FusedAdam`` / ``FusedSGD``: ``keras.optimizers.Adam`` / ``SGD`` whose per-variable
+  update is ``ResourceApplyAdam`` / ``ResourceApplyKerasMomentum`` / ``ResourceApplyGradientDescent``,
+  the same formulas as Keras's ``update_step``.
+
+Anything these kernels do not cover (another backend, masks, renorm, amsgrad,
+non-float32 variables, ...) falls back to the Keras implementation, so the
+classes are always safe to use.
+"""
+import keras
+import tensorflow as tf
+
+# FusedBatchNormV3 rejects a smaller epsilon (cuDNN's limit, enforced on every device).
+MIN_FUSED_EPSILON = 1.001e-5
+
+
+def _tensorflow_backend():
+    return keras.backend.backend() == "tensorflow"
+
+
+@keras.saving.register_keras_serializable(package="resnet_course")
+class FusedBatchNormalization(keras.layers.BatchNormalization):
+    """keras.layers.BatchNormalization through TensorFlow's fused kernel (NHWC, 4-D input)."""
+
+    def _fusable(self, inputs, mask):
+        return (_tensorflow_backend() and mask is None and not self.renorm
+                and len(inputs.shape) == 4 and self.axis in (-1, 3)
+                and self.epsilon >= MIN_FUSED_EPSILON)
+
+    def call(self, inputs, training=None, mask=None):
+        if not self._fusable(inputs, mask):
+            return super().call(inputs, training=training, mask=mask)
+        channels = inputs.shape[-1]
+        # The kernel takes bfloat16/float16 activations with float32 statistics, so the
+        # activations are not upcast as Keras's own layer does.
+        scale = self.gamma if self.scale else tf.ones((channels,), "float32")
+        offset = self.beta if self.center else tf.zeros((channels,), "float32")
+        is_training = bool(training) and self.trainable
+        outputs, mean, variance, *_ = tf.raw_ops.FusedBatchNormV3(
+            x=inputs, scale=scale, offset=offset,
+            mean=self.moving_mean, variance=self.moving_variance,
+            epsilon=self.epsilon,
+            # moving = momentum * moving + (1 - momentum) * batch, inside the kernel
+            exponential_avg_factor=1.0 - self.momentum,
+            data_format="NHWC", is_training=is_training,
+        )
+        if is_training:
+            self.moving_mean.assign(mean)
+            self.moving_variance.assign(variance)
+        return tf.cast(outputs, self.compute_dtype)
+
+
+def portable_model(model, dtype="float32"):
+    """A copy of ``model`` (nested models included) with every FusedBatchNormalization
+    replaced by Keras's layer, same config and weights, so that the saved file loads
+    anywhere Keras does. ``dtype``: the copy's layer dtype policy (float32 undoes a
+    mixed-precision training policy; None keeps each layer's own)."""
+
+    def clone(layer):
+        config = layer.get_config()
+        if dtype is not None and "dtype" in config:
+            config["dtype"] = dtype
+        if isinstance(layer, FusedBatchNormalization):
+            return keras.layers.BatchNormalization.from_config(config)
+        return layer.__class__.from_config(config)
+
+    copy = keras.models.clone_model(model, clone_function=clone, recursive=True)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def _fused_update_possible(variable):
+    # On the TensorFlow backend update_step receives the tf.Variable itself (weight
+    # decay, applied before update_step, is unaffected).
+    return (_tensorflow_backend() and hasattr(variable, "handle")
+            and keras.backend.standardize_dtype(variable.dtype) == "float32")
+
+
+@keras.saving.register_keras_serializable(package="resnet_course")
+class FusedAdam(keras.optimizers.Adam):
+    """keras.optimizers.Adam whose update is one ResourceApplyAdam kernel per variable."""
+
+    def update_step(self, gradient, variable, learning_rate):
+        if self.amsgrad or not _fused_update_possible(variable):
+            return super().update_step(gradient, variable, learning_rate)
+        step = tf.cast(self.iterations + 1, "float32")
+        index = self._get_variable_index(variable)
+        beta_1 = tf.cast(self.beta_1, "float32")
+        beta_2 = tf.cast(self.beta_2, "float32")
+        # Same as Keras: lr_t = lr * sqrt(1 - beta_2^t) / (1 - beta_1^t),
+        # variable -= lr_t * m / (sqrt(v) + epsilon).
+        tf.raw_ops.ResourceApplyAdam(
+            var=variable.handle, m=self._momentums[index].handle,
+            v=self._velocities[index].handle,
+            beta1_power=tf.pow(beta_1, step), beta2_power=tf.pow(beta_2, step),
+            lr=tf.cast(learning_rate, "float32"), beta1=beta_1, beta2=beta_2,
+            epsilon=tf.cast(self.epsilon, "float32"), grad=tf.cast(gradient, "float32"),
+        )
+
+
+@keras.saving.register_keras_serializable(package="resnet_course")
+class FusedSGD(keras.optimizers.SGD):
+    """keras.optimizers.SGD whose update is one kernel per variable."""
+
+    def update_step(self, gradient, variable, learning_rate):
+        if not _fused_update_possible(variable):
+            return super().update_step(gradient, variable, learning_rate)
+        lr = tf.cast(learning_rate, "float32")
+        gradient = tf.cast(gradient, "float32")
+        if not self.momentum:
+            tf.raw_ops.ResourceApplyGradientDescent(var=variable.handle, alpha=lr, delta=gradient)
+            return
+        # Keras's formula: m = momentum * m - lr * g; variable += m (nesterov:
+        # variable += momentum * m - lr * g), which is what this kernel computes.
+        tf.raw_ops.ResourceApplyKerasMomentum(
+            var=variable.handle, accum=self.momentums[self._get_variable_index(variable)].handle,
+            lr=lr, grad=gradient, momentum=tf.cast(self.momentum, "float32"),
+            use_nesterov=self.nesterov,
+        )
+
+
+FUSED_OPTIMIZERS = {"adam": FusedAdam, "sgd": FusedSGD}

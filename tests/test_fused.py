@@ -1,0 +1,140 @@
+"""resnet_course.fused computes what Keras's own layer and optimizers compute."""
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from resnet_course import models
+from resnet_course.fused import (FusedAdam, FusedBatchNormalization, FusedSGD,
+                                 portable_model)
+
+
+def _bn_pair(momentum=0.9, epsilon=1e-3, shape=(8, 5, 5, 4)):
+    keras_bn = keras.layers.BatchNormalization(momentum=momentum, epsilon=epsilon)
+    fused_bn = FusedBatchNormalization(momentum=momentum, epsilon=epsilon)
+    keras_bn.build(shape)
+    fused_bn.build(shape)
+    rng = np.random.default_rng(0)
+    weights = [rng.normal(size=4).astype("float32"), rng.normal(size=4).astype("float32"),
+               rng.normal(size=4).astype("float32"), rng.uniform(0.5, 2, size=4).astype("float32")]
+    keras_bn.set_weights(weights)
+    fused_bn.set_weights(weights)
+    x = tf.constant(rng.normal(2.0, 3.0, size=shape).astype("float32"))
+    return keras_bn, fused_bn, x
+
+
+def test_fused_batchnorm_matches_keras_in_inference():
+    keras_bn, fused_bn, x = _bn_pair()
+    np.testing.assert_allclose(fused_bn(x, training=False), keras_bn(x, training=False),
+                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(fused_bn(x), keras_bn(x), rtol=1e-5, atol=1e-5)
+
+
+def test_fused_batchnorm_matches_keras_in_training_outputs_gradients_and_statistics():
+    keras_bn, fused_bn, x = _bn_pair()
+    results = []
+    for layer in (keras_bn, fused_bn):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, training=True)
+            loss = tf.reduce_sum(y * tf.range(1.0, 5.0))
+        grads = tape.gradient(loss, [x, layer.gamma, layer.beta])
+        results.append((y, grads, layer.moving_mean.numpy(), layer.moving_variance.numpy()))
+    (y_k, g_k, mean_k, var_k), (y_f, g_f, mean_f, var_f) = results
+    np.testing.assert_allclose(y_f, y_k, rtol=1e-4, atol=1e-4)
+    for got, expected in zip(g_f, g_k):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(mean_f, mean_k, rtol=1e-5)
+    # The fused kernel keeps the unbiased batch variance: n / (n - 1) of Keras's.
+    n = 8 * 5 * 5
+    batch_var = tf.math.reduce_variance(x, axis=(0, 1, 2)).numpy()
+    initial = keras_bn.moving_variance.numpy() - 0.1 * batch_var  # undo Keras's update
+    np.testing.assert_allclose(var_f, initial + 0.1 * batch_var * n / (n - 1), rtol=1e-4)
+
+
+def test_fused_batchnorm_frozen_layer_uses_moving_statistics():
+    keras_bn, fused_bn, x = _bn_pair()
+    fused_bn.trainable = False
+    before = fused_bn.moving_mean.numpy()
+    np.testing.assert_allclose(fused_bn(x, training=True), keras_bn(x, training=False),
+                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(fused_bn.moving_mean.numpy(), before)
+
+
+def test_fused_batchnorm_takes_bfloat16_activations():
+    _, fused_bn, x = _bn_pair()
+    fused_bn = FusedBatchNormalization(dtype="mixed_bfloat16")
+    y = fused_bn(tf.cast(x, "bfloat16"), training=True)
+    assert y.dtype == tf.bfloat16
+    assert fused_bn.moving_mean.dtype == "float32"
+
+
+def test_fused_batchnorm_falls_back_where_the_kernel_cannot_go():
+    # 2-D input and a tiny epsilon: the Keras computation, not an error.
+    layer = FusedBatchNormalization(epsilon=1e-6)
+    x = tf.constant(np.random.default_rng(1).normal(size=(6, 3)).astype("float32"))
+    y = layer(x, training=True)
+    np.testing.assert_allclose(tf.reduce_mean(y, axis=0), 0, atol=1e-5)
+
+
+def _train(optimizer, steps=3, seed=0):
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(5, activation="relu"),
+                              keras.layers.Dense(3)])
+    model.compile(optimizer=optimizer, loss="mse")
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(32, 6)).astype("float32")
+    y = rng.normal(size=(32, 3)).astype("float32")
+    model.fit(x, y, batch_size=8, epochs=steps, verbose=0, shuffle=False)
+    return model.get_weights()
+
+
+@pytest.mark.parametrize("fused, reference", [
+    (lambda: FusedAdam(1e-2), lambda: keras.optimizers.Adam(1e-2)),
+    (lambda: FusedSGD(0.1, momentum=0.9), lambda: keras.optimizers.SGD(0.1, momentum=0.9)),
+    (lambda: FusedSGD(0.1, momentum=0.9, nesterov=True),
+     lambda: keras.optimizers.SGD(0.1, momentum=0.9, nesterov=True)),
+    (lambda: FusedSGD(0.1), lambda: keras.optimizers.SGD(0.1)),
+    (lambda: FusedSGD(keras.optimizers.schedules.CosineDecay(0.1, 10), momentum=0.9,
+                      weight_decay=1e-2),
+     lambda: keras.optimizers.SGD(keras.optimizers.schedules.CosineDecay(0.1, 10),
+                                  momentum=0.9, weight_decay=1e-2)),
+], ids=["adam", "sgd-momentum", "sgd-nesterov", "sgd-plain", "sgd-schedule-decay"])
+def test_fused_optimizers_follow_the_keras_update(fused, reference):
+    for got, expected in zip(_train(fused()), _train(reference())):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_fused_model_trains_like_the_keras_model_and_exports_portable(tmp_path):
+    x = np.random.default_rng(0).uniform(0, 1, size=(16, 32, 32, 3)).astype("float32")
+    y = np.arange(16) % 10
+    trained = []
+    for fused in (False, True):
+        model = models.build_model("resnet20", (32, 32, 3), 10, seed=3, fused_batchnorm=fused)
+        model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9),
+                      loss="sparse_categorical_crossentropy")
+        model.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False)
+        trained.append(model)
+    keras_model, fused_model = trained
+    assert any(isinstance(layer, FusedBatchNormalization) for layer in fused_model.layers)
+    np.testing.assert_allclose(fused_model.predict(x, verbose=0),
+                               keras_model.predict(x, verbose=0), rtol=2e-3, atol=2e-3)
+
+    portable = portable_model(fused_model)
+    assert not any(isinstance(layer, FusedBatchNormalization) for layer in portable.layers)
+    # Same layers in the same order (clone_model renames only the Input).
+    assert ([layer.name for layer in portable.layers[1:]]
+            == [layer.name for layer in fused_model.layers[1:]])
+    path = tmp_path / "model.keras"
+    portable.save(path)
+    reloaded = keras.models.load_model(path, compile=False)
+    np.testing.assert_allclose(reloaded.predict(x, verbose=0), fused_model.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_dropping_conv_biases_matches_the_bias_free_count():
+    with_bias = models.build_model("resnet50", (224, 224, 3), 1000)
+    without = models.build_model("resnet50", (224, 224, 3), 1000, conv_bias=False)
+    trainable = sum(int(np.prod(w.shape)) for w in without.trainable_weights)
+    assert trainable == 25_557_032
+    assert with_bias.count_params() - without.count_params() == 26_560
