@@ -37,8 +37,10 @@ def _read_h5_dataset(f, file, key):
     return np.array(f[key][()])
 
 
-def _read_split(file, split):
-    """(X, Y, classes) of one SIGNS file, checked; Y has shape (m,)."""
+def load_split(file, split):
+    """One SIGNS-format file, checked: (X, Y, classes) of its ``split`` ("train" or "test")
+    part; X uint8 (m, 64, 64, 3), Y int64 of shape (m,). Raises DatasetError like
+    load_dataset (which reads the two files through it)."""
     file = Path(file)
     if not file.is_file():
         raise DatasetError(
@@ -100,8 +102,8 @@ def load_dataset(path="datasets"):
     """
     path = Path(path)
     train_file, test_file = path / DATA_FILES["train"], path / DATA_FILES["test"]
-    X_train_orig, Y_train_orig, train_classes = _read_split(train_file, "train")
-    X_test_orig, Y_test_orig, classes = _read_split(test_file, "test")
+    X_train_orig, Y_train_orig, train_classes = load_split(train_file, "train")
+    X_test_orig, Y_test_orig, classes = load_split(test_file, "test")
     if not np.array_equal(train_classes, classes):
         raise DatasetError(
             f"{train_file} and {test_file} list different classes ({train_classes.tolist()} vs "

@@ -14,17 +14,21 @@ from pathlib import Path
 
 
 def temp_path_next_to(target):
-    """A new, not yet existing path in ``target``'s folder that ends like ``target``.
+    """A new empty file in ``target``'s folder, named like ``target`` (".name.<random>.tmp.ext").
 
-    The suffix is kept because some writers insist on it (Keras saves only to ``.keras``,
-    ``np.savez`` appends ``.npz`` otherwise).
+    Created exclusively, so two writers never share it; not tempfile.mkstemp, whose files
+    are private (0600) where ours follow the umask. The suffix is kept because some
+    writers insist on it (Keras saves only to ``.keras``, ``np.savez`` appends ``.npz``).
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     while True:
         tmp = target.parent / f".{target.stem}.{secrets.token_hex(4)}.tmp{target.suffix}"
-        if not tmp.exists():
+        try:
+            open(tmp, "xb").close()
             return tmp
+        except FileExistsError:
+            continue
 
 
 @contextlib.contextmanager

@@ -127,9 +127,8 @@ def load_eval_split(spec, size=None, seed=0):
     path = Path(spec)
     if spec not in DATASET_NAMES and path.suffix == ".h5":
         split = _h5_split_name(path)
-        # resnets_utils reads and checks one course-format file; the learner-facing module
-        # keeps it private, its checks are exactly what is needed here.
-        X, y, classes = resnets_utils._read_split(path, split)
+        # the learner's loader and its checks, so both accept exactly the same files
+        X, y, classes = resnets_utils.load_split(path, split)
         X, y = _subset(X, y, size, seed, split)
         return EvalSplit(f"{path} ({split}_set)", X, y, signs_class_names(classes))
     data = load(spec, test_size=size, seed=seed, splits=("test",))

@@ -22,13 +22,11 @@ CLI: ``python -m resnet_course.signs_data [--force] [--write-manifest] [--data-d
 [--images-dir DIR] [--source ZIP] [--manifest FILE]``.
 """
 import argparse
-import contextlib
 import hashlib
 import io
 import json
 import os
 import re
-import secrets
 import shutil
 import sys
 import urllib.error
@@ -40,6 +38,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 from PIL import Image
+
+from resnet_course.atomic import atomic_output, temp_path_next_to
 
 BUILDER_VERSION = 1
 
@@ -107,7 +107,7 @@ def download(url, destination, timeout=DOWNLOAD_TIMEOUT_S, log=print):
     log(f"downloading {url} -> {_show(destination)}")
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
-            with _atomic_output(destination) as tmp:
+            with atomic_output(destination) as tmp:
                 with open(tmp, "wb") as out:
                     shutil.copyfileobj(response, out)
     except (urllib.error.URLError, OSError) as err:
@@ -193,7 +193,7 @@ def write_manifest(source_zip, manifest_path=MANIFEST_PATH, log=print):
     images = read_class_images(source_zip)
     manifest_path = Path(manifest_path)
     manifest_path.parent.mkdir(parents=True, exist_ok=True)
-    with _atomic_output(manifest_path) as tmp:
+    with atomic_output(manifest_path) as tmp:
         Path(tmp).write_text(format_manifest(images))
     log(f"wrote {_show(manifest_path)} ({len(images)} files from {_show(source_zip)})")
     return len(images)
@@ -285,33 +285,7 @@ def write_split_h5(path, prefix, names, images, classes=CLASSES):
         f.create_dataset("list_classes", data=np.array(classes, dtype=np.int64))
 
 
-# ---- atomic files and the stamp ----------------------------------------------------
-
-
-def _temp_path_next_to(target):
-    """A new empty temporary file in ``target``'s folder (so the final rename is atomic)."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    while True:  # not tempfile.mkstemp: its files are private (0600), ours follow the umask
-        tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
-        try:
-            open(tmp, "xb").close()
-            return tmp
-        except FileExistsError:
-            continue
-
-
-@contextlib.contextmanager
-def _atomic_output(target):
-    """``with _atomic_output(target) as tmp:`` write ``tmp``; it replaces ``target`` on success."""
-    tmp = _temp_path_next_to(target)
-    try:
-        yield tmp
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, target)
-
+# ---- the stamp ----------------------------------------------------------------------
 
 def build_params(manifest_path=MANIFEST_PATH, train_per_class=TRAIN_PER_CLASS):
     """Everything the outputs depend on; a change makes this builder's files stale."""
@@ -347,7 +321,7 @@ def write_stamp(stamp_path, params, outputs, complete):
     this builder's (and stale), never as foreign files to be kept.
     """
     stamp = {"params": params, "complete": complete, "outputs": outputs}
-    with _atomic_output(stamp_path) as tmp:
+    with atomic_output(stamp_path) as tmp:
         Path(tmp).write_text(json.dumps(stamp, indent=2, sort_keys=True) + "\n")
 
 
@@ -459,7 +433,7 @@ def build(data_dir=DEFAULT_DATA_DIR, images_dir=DEFAULT_IMAGES_DIR, source_zip=N
     tmp_paths = {}
     try:
         for p in todo:
-            tmp_paths[p] = _temp_path_next_to(p)
+            tmp_paths[p] = temp_path_next_to(p)
             if p == train_path:
                 write_split_h5(tmp_paths[p], "train", train_names, images)
             elif p == test_path:

@@ -154,7 +154,7 @@ def test_build_writes_exactly_the_course_format(fake):
     assert my_name.startswith("Dataset/2/")
     assert (fake.images_dir / "my_image.jpg").read_bytes() == fake.images[my_name]
     assert summary["n_train"] == n_train and summary["n_test"] == n_test
-    assert not list(fake.data_dir.glob(".*.tmp")) and not list(fake.images_dir.glob(".*.tmp"))
+    assert not list(fake.data_dir.glob(".*.tmp*")) and not list(fake.images_dir.glob(".*.tmp*"))
 
 
 def test_build_is_deterministic(fake, tmp_path):
@@ -261,7 +261,7 @@ def test_interrupted_build_keeps_old_files_and_leaves_no_temporaries(fake, monke
     with pytest.raises(KeyboardInterrupt):
         fake.build(train_per_class=TRAIN_PER_CLASS + 1)
     assert {p.name: _sha(p) for p in fake.data_dir.glob("*.h5")} == before
-    assert not list(fake.data_dir.glob(".*.tmp"))
+    assert not list(fake.data_dir.glob(".*.tmp*"))
 
 
 def test_interruption_between_renames_is_recovered_not_kept(fake, monkeypatch):
