@@ -372,6 +372,18 @@ def with_input_scaling(model):
     return keras.Model(inputs, outputs, name=f"{model.name}_with_input_scaling")
 
 
+def save_for_inference(model, path):
+    """Save ``model`` for predicting: with its input scaling (with_input_scaling), so that
+    the file takes raw 0-255 images, and without the optimizer's state, which only
+    training needs (Adam keeps two numbers per weight: the file is a third of the size).
+    Returns the saved copy."""
+    scaled = with_input_scaling(model)
+    copy = keras.models.clone_model(scaled)  # new layers, not compiled: no optimizer
+    copy.set_weights(scaled.get_weights())
+    copy.save(path)
+    return copy
+
+
 def plot_history(history):
     """Loss and accuracy per epoch (training, and validation when present) of a fit() History."""
     values = history.history if hasattr(history, "history") else history

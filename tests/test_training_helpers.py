@@ -14,6 +14,7 @@ from resnets_utils import (
     plot_confusion_matrix,
     plot_history,
     recalibrate_batchnorm,
+    save_for_inference,
     set_batchnorm_momentum,
     with_input_scaling,
 )
@@ -148,6 +149,24 @@ def test_with_input_scaling_saves_loads_and_matches_the_model_on_scaled_images(i
     loaded = keras.models.load_model(path)
     np.testing.assert_allclose(loaded.predict(images, verbose=0), expected, atol=1e-5)
     np.testing.assert_allclose(loaded.predict(images.astype("float32"), verbose=0), expected, atol=1e-5)
+
+
+def test_save_for_inference_leaves_the_optimizer_state_out(images, labels, tmp_path):
+    model = tiny_model()
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    model.fit(images / 255.0, labels, epochs=1, verbose=0)
+    expected = model.predict(images / 255.0, verbose=0)
+    with_optimizer = tmp_path / "with_optimizer.keras"
+    with_input_scaling(model).save(with_optimizer)
+    path = tmp_path / "signs.keras"
+    save_for_inference(model, path)
+    loaded = keras.models.load_model(path)
+    np.testing.assert_allclose(loaded.predict(images, verbose=0), expected, atol=1e-5)
+    assert getattr(loaded, "optimizer", None) is None
+    assert model.optimizer is not None  # the model itself can still train
+    # Adam's two moments per weight stay behind: the file holds the weights once, not thrice
+    weights_bytes = sum(w.numpy().nbytes for w in model.weights)
+    assert with_optimizer.stat().st_size - path.stat().st_size > 1.5 * weights_bytes
 
 
 def test_cosine_schedule_warms_up_then_decays_to_zero():
