@@ -1,10 +1,10 @@
 """Train a ResNet on SIGNS or CIFAR-10 from the command line.
 
-    python train.py --dataset cifar10 --model resnet20 --epochs 30 --out runs/r20
+    python train.py --dataset cifar10 --out runs/r20     # resnet20, bench/cifar10.md recipe
     python train.py --dataset cifar10 --model plain20 --train-size 5000 --out runs/p20
     python train.py --dataset signs --epochs 12 --out runs/signs
     python train.py --out runs/r20 --resume --epochs 40      # continue (or extend) a run
-    python train.py --dataset cifar10 --precision bfloat16 --epochs 12 --schedule onecycle
+    python train.py --dataset cifar10 --precision bfloat16 --out runs/r20-bf16  # CPUs with bf16
 
 Writes into --out: a checkpoint after every epoch (model + optimizer state, history;
 --resume continues from it), then model.keras (input scaling inside: it takes raw
@@ -55,8 +55,9 @@ def build_parser():
                    help=f"warm-up of the cosine schedule (default: "
                         f"{recipe_default('warmup_epochs')})")
     p.add_argument("--weight-decay", type=float, metavar="WD",
-                   help="L2 weight decay on conv and dense kernels, 0 for none (default: the "
-                        "model's own: 1e-4 for resnet20..110 and their plain twins, 0 otherwise)")
+                   help="L2 weight decay on conv and dense kernels, 0 for none (default: "
+                        "signs: the model's own, 1e-4 for resnet20..110 and their plain twins, "
+                        "0 otherwise / cifar10: 5e-4)")
     p.add_argument("--augment", action=cli.argparse.BooleanOptionalAction,
                    help="random augmentation of the training images: for CIFAR-10 pad 4 + "
                         "random 32x32 crop + horizontal flip, for SIGNS the notebook's "

@@ -81,15 +81,17 @@ class Recipe:
     schedule: str
     warmup_epochs: int = 1
     augment: bool = True
+    weight_decay: float | None = None   # None: the model's own (models.build_model)
 
 
 RECIPES = {
     # bench/signs_recipe.py's defaults: Adam 1e-3, cosine with one warm-up epoch
     "signs": Recipe("course_resnet50", epochs=12, batch_size=32, lr=1e-3, optimizer="adam",
                     schedule="cosine"),
-    # He et al. (2015) sec. 4.2: SGD momentum 0.9, lr 0.1, batch 128 (cosine, not steps)
-    "cifar10": Recipe("resnet20", epochs=30, batch_size=128, lr=0.1, optimizer="sgd",
-                      schedule="cosine"),
+    # bench/cifar10.md's 10-minute recipe (84.0 % in bfloat16): He et al.'s SGD with
+    # momentum 0.9 and batch 128, for a short budget: one-cycle to 0.2, weight decay 5e-4
+    "cifar10": Recipe("resnet20", epochs=11, batch_size=128, lr=0.2, optimizer="sgd",
+                      schedule="onecycle", weight_decay=5e-4),
 }
 
 
