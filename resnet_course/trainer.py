@@ -42,7 +42,7 @@ from resnet_course import datasets, inference, models, reporting
 from resnet_course.atomic import atomic_output, write_json
 from resnet_course.augmentation import with_pad_crop_flip
 from resnet_course.fused import FUSED_OPTIMIZERS, portable_model
-from resnet_course.machine import machine_info
+from resnet_course.machine import has_native_bfloat16, machine_info
 from resnet_course.sampling import stratified_indices
 
 DEFAULT_DATASET = "signs"
@@ -391,6 +391,9 @@ def run(options, command=None, resume=False, overwrite=False, log=print):
         config = resolve_config(options)
         check_out_is_free(out, overwrite)
         start_epoch, history = 0, {}
+    if config.precision == "bfloat16" and has_native_bfloat16() is False:
+        log("note: this CPU has neither AVX512_BF16 nor AMX, so bfloat16 is emulated and "
+            "likely slower than --precision float32")
     with dtype_policy(PRECISIONS[config.precision]):
         metrics = _train_and_report(config, out, start_epoch, history, resume,
                                     model_path if resume else None, command, log)

@@ -225,13 +225,17 @@ def test_cifar_residual_and_plain_nets(model, val_split, tiny_cifar, tmp_path, c
     assert json.loads(out_text)["data"]["images"] == 60
 
 
-def test_bfloat16_run_resumes_and_saves_a_plain_float32_model(tiny_cifar, tmp_path, capsys):
+def test_bfloat16_run_resumes_and_saves_a_plain_float32_model(tiny_cifar, tmp_path, capsys,
+                                                              monkeypatch):
+    from resnet_course import trainer
     from resnet_course.fused import FusedBatchNormalization
+    monkeypatch.setattr(trainer, "has_native_bfloat16", lambda: False)
     out = tmp_path / "bf16"
     args = ["--dataset", tiny_cifar, "--model", "resnet20", "--train-size", "100",
             "--test-size", "30", "--out", out, "--precision", "bfloat16", *QUICK]
-    code, _, err = run(train, [*args, "--epochs", "1"], capsys)
+    code, out_text, err = run(train, [*args, "--epochs", "1"], capsys)
     assert code == 0, err
+    assert "bfloat16 is emulated" in out_text  # a CPU without bf16 units is told so
     assert keras.config.dtype_policy().name == "float32"  # the run's policy did not leak
     code, _, err = run(train, ["--out", out, "--resume", "--epochs", "2"], capsys)
     assert code == 0, err
