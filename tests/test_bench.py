@@ -1,0 +1,35 @@
+"""bench/train_speed.py: its variant table is consistent and its command line answers."""
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "bench" / "train_speed.py"
+
+
+def load_bench():
+    spec = importlib.util.spec_from_file_location("train_speed", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_variant_has_a_description_and_a_way_to_run():
+    bench = load_bench()
+    assert set(bench.DEFAULT_VARIANTS) <= set(bench.VARIANTS)
+    assert set(bench.BUILDER_STEPS) <= set(bench.VARIANTS)
+    for name, (environment, description) in bench.VARIANTS.items():
+        assert description and isinstance(environment, dict)
+        runnable = (name in ("course", "tfdata") or name in bench.BUILDER_STEPS
+                    or name.startswith("project"))
+        assert runnable, name
+
+
+def test_help_lists_the_variants_and_an_unknown_one_is_refused():
+    help_text = subprocess.run([sys.executable, SCRIPT, "--help"], capture_output=True,
+                               text=True, check=True).stdout
+    assert "project-bf16" in help_text and "--epochs" in help_text
+    refused = subprocess.run([sys.executable, SCRIPT, "--variants", "warp-drive"],
+                             capture_output=True, text=True)
+    assert refused.returncode == 2 and "invalid choice: 'warp-drive'" in refused.stderr
