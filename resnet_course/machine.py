@@ -27,6 +27,18 @@ def cpu_flags():
     return set()
 
 
+# The vector units that set TensorFlow's CPU speed. The model name alone does not tell
+# machines apart: this project has run on two "AMD EPYC" guests 3x apart in float32 matmul
+# rate, one with AVX-512 and bfloat16 units, one with AVX2 only (bench/train_speed.md).
+SIMD_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16")
+
+
+def simd_features():
+    """The SIMD_FLAGS this CPU has, in that order, as one string ("unknown" if none is known)."""
+    flags = cpu_flags()
+    return " ".join(flag for flag in SIMD_FLAGS if flag in flags) or "unknown"
+
+
 def has_native_bfloat16():
     """True when the CPU computes in bfloat16 itself (AVX512_BF16 or AMX); None: unknown."""
     flags = cpu_flags()
@@ -43,6 +55,7 @@ def machine_info():
 
     return {
         "cpu": cpu_model(),
+        "simd": simd_features(),
         "cores": os.cpu_count(),
         "native_bfloat16": has_native_bfloat16(),
         "platform": platform.platform(),
@@ -55,5 +68,5 @@ def machine_info():
 
 def machine_line():
     info = machine_info()
-    return ("machine: {cpu}, {cores} cores, {platform}; python {python}, TF {tensorflow}, "
+    return ("machine: {cpu} ({simd}), {cores} cores, {platform}; python {python}, TF {tensorflow}, "
             "Keras {keras}, numpy {numpy}").format(**info)
