@@ -13,13 +13,12 @@ input size.  Models from train.py take raw 0-255 pixels (input scaling inside); 
 Without --data and images, the data set recorded in metrics.json next to the model is used.
 """
 import json
-import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from resnet_course import cli, tf_environment
 
-from resnet_course import cli  # noqa: E402
+tf_environment.apply_defaults()  # before TensorFlow loads (oneDNN kernels on every x86 CPU)
 
 PROG = "evaluate.py"
 TOP_K = 5         # classes listed per image when the model has more than MAX_LISTED

@@ -11,12 +11,12 @@ Writes into --out: a checkpoint after every epoch (model + optimizer state, hist
 0-255 images), metrics.json, curves.png, confusion_matrix.png and inference.png.
 Options left out take the data set's recipe (shown as "signs: ... / cifar10: ...").
 """
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from resnet_course import cli, tf_environment
 
-from resnet_course import cli  # noqa: E402
+tf_environment.apply_defaults()  # before TensorFlow loads (oneDNN kernels on every x86 CPU)
+
 from resnet_course.models import MODEL_NAMES, PLAIN_MODEL_NAMES  # noqa: E402
 from resnet_course.trainer import OPTIMIZERS, PRECISIONS, RECIPES, SCHEDULES  # noqa: E402
 

@@ -10,15 +10,17 @@ test copy, plus one `RESULT {json}` line for the log (bench/signs_recipe.md).
 """
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from resnet_course import tf_environment  # noqa: E402
+
+tf_environment.apply_defaults()  # before TensorFlow loads
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402

@@ -20,16 +20,27 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from resnet_course import tf_environment  # noqa: E402  (imports no TensorFlow)
+
 FORWARD_GFLOP_PER_IMAGE = 0.63
 TRAIN_GFLOP_PER_IMAGE = 3 * FORWARD_GFLOP_PER_IMAGE
 IMAGES = 1080
 BATCH = 32
 
-# name -> (environment overrides, description). The "project" variants run train.py's own
+# name -> (environment overrides, description). Every variant runs in the project's TensorFlow
+# environment (resnet_course.tf_environment: oneDNN kernels on) except where an override says
+# otherwise (None: unset, TensorFlow's own default). The "project" variants run train.py's own
 # code (resnet_course.trainer.build + the resnets_utils pipeline); the ones in between take
-# one step at a time from the course's model to it, so that each change is measured alone.
+# one step at a time from the course's recipe to it, so that each change is measured alone.
+TF_DEFAULT_KERNELS = {"TF_ENABLE_ONEDNN_OPTS": None}
 VARIANTS = {
-    "course": ({}, "keras.applications.ResNet50 + model.fit on numpy arrays (the course's recipe)"),
+    "course": (TF_DEFAULT_KERNELS, "keras.applications.ResNet50 + model.fit on numpy arrays "
+                                   "(the course's recipe, in TensorFlow's default environment)"),
+    "course-onednn": ({}, "course with TF_ENABLE_ONEDNN_OPTS=1 (TensorFlow's own default only "
+                          "on CPUs with AVX-512 VNNI/BF16 or AMX)"),
     "tfdata": ({}, "same model, one tf.data pipeline reused across epochs (repeat + steps_per_epoch)"),
     "builder": ({}, "course_resnet50 from the builder as the course has it (conv biases, Keras "
                     "BatchNorm, Keras Adam) + resnets_utils.make_train_dataset"),
@@ -43,9 +54,10 @@ VARIANTS = {
                             "project-bf16 with one inter-op thread (default: one per core)"),
     "project-bf16-no-onednn": ({"TF_ENABLE_ONEDNN_OPTS": "0"},
                                "project-bf16 with TensorFlow's oneDNN ops switched off"),
+    "project-tf-default": (TF_DEFAULT_KERNELS, "project in TensorFlow's default environment"),
 }
-DEFAULT_VARIANTS = ("course", "tfdata", "builder", "bf16-only", "no-bias", "fused-bn", "project",
-                    "project-bf16")
+DEFAULT_VARIANTS = ("course", "course-onednn", "tfdata", "builder", "bf16-only", "no-bias",
+                    "fused-bn", "project", "project-bf16")
 
 # builder-based variants: (conv_bias, fused_batchnorm, fused optimizer, precision)
 BUILDER_STEPS = {
@@ -93,7 +105,7 @@ def run_variant(name, epochs):
     x, y = synthetic_signs()
     steps = IMAGES // BATCH
     timer = EpochTimer.make()
-    if name == "course":
+    if name in ("course", "course-onednn"):
         model = keras.applications.ResNet50(weights=None, input_shape=(64, 64, 3), classes=6)
         model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
         xs = x[: steps * BATCH].astype("float32") / 255.0
@@ -173,8 +185,13 @@ def child_main(args):
 
 
 def run_child(variant, epochs):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT))
-    env.update(VARIANTS.get(variant, ({}, ""))[0])
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    tf_environment.apply_defaults(env)
+    for name, value in VARIANTS.get(variant, ({}, ""))[0].items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
     out = subprocess.run([sys.executable, __file__, "--child", variant, "--epochs", str(epochs)],
                          env=env, capture_output=True, text=True)
     for line in out.stdout.splitlines():
@@ -185,10 +202,10 @@ def run_child(variant, epochs):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS),
-                        choices=list(VARIANTS), metavar="VARIANT",
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), metavar="VARIANT",
                         help=f"variants to run, in order, from: {', '.join(VARIANTS)} "
-                             f"(default: {' '.join(DEFAULT_VARIANTS)})")
+                             f"(default: {' '.join(DEFAULT_VARIANTS)}; the bf16 ones only on "
+                             f"CPUs with bfloat16 units, elsewhere they are emulated and slow)")
     parser.add_argument("--epochs", type=int, default=6,
                         help="epochs per variant; the first is not timed (default: 6)")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
@@ -197,13 +214,19 @@ def main(argv=None):
     if args.variant:
         return child_main(args)
 
-    sys.path.insert(0, str(ROOT))
-    from resnet_course.machine import machine_info, machine_line
+    from resnet_course.machine import has_native_bfloat16, machine_info, machine_line
     print(machine_line())
+    variants = args.variants
+    if variants is None:
+        native_bf16 = has_native_bfloat16() is not False
+        variants = [name for name in DEFAULT_VARIANTS if native_bf16 or "bf16" not in name]
+        if len(variants) < len(DEFAULT_VARIANTS):
+            print("this CPU has no bfloat16 units: the bf16 variants are left out "
+                  "(name them in --variants to run them emulated)")
     peak = run_child("peak", 0)
     print(f"matmul peak: float32 {peak['float32']:.0f} GFLOP/s, bfloat16 {peak['bfloat16']:.0f} GFLOP/s")
     results = []
-    for name in args.variants:
+    for name in variants:
         r = run_child(name, args.epochs)
         r["fraction_of_fp32_peak"] = r["images_per_second"] * TRAIN_GFLOP_PER_IMAGE / peak["float32"]
         results.append(r)

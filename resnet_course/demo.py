@@ -16,6 +16,8 @@ from pathlib import Path
 
 import nbformat
 
+from resnet_course import tf_environment
+
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE_NOTEBOOK = ROOT / "instructor" / "source" / "ResNet50" / "ResNet50.ipynb"
 MODEL_FILE = "resnet50_signs.keras"
@@ -56,8 +58,8 @@ def execute(path=SOURCE_NOTEBOOK, env=None, cwd=ROOT, timeout=None):
     from nbclient.exceptions import CellExecutionError
 
     notebook = nbformat.read(str(path), as_version=4)
-    kernel_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
-                  **(env or {})}
+    kernel_env = {**os.environ, **(env or {})}
+    tf_environment.apply_defaults(kernel_env)  # the kernel's TensorFlow starts as train.py's
     client = NotebookClient(notebook, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(cwd)}})
     try:

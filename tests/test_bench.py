@@ -21,9 +21,10 @@ def test_every_variant_has_a_description_and_a_way_to_run():
     assert set(bench.BUILDER_STEPS) <= set(bench.VARIANTS)
     for name, (environment, description) in bench.VARIANTS.items():
         assert description and isinstance(environment, dict)
-        runnable = (name in ("course", "tfdata") or name in bench.BUILDER_STEPS
+        runnable = (name.startswith("course") or name == "tfdata" or name in bench.BUILDER_STEPS
                     or name.startswith("project"))
         assert runnable, name
+        assert all(value is None or isinstance(value, str) for value in environment.values())
 
 
 def test_help_lists_the_variants_and_an_unknown_one_is_refused():

@@ -1,0 +1,39 @@
+"""TensorFlow starts with the project's settings in every entry point, and the user's win."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from resnet_course import tf_environment
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_defaults_fill_only_what_is_unset():
+    environ = {"TF_ENABLE_ONEDNN_OPTS": "0"}
+    tf_environment.apply_defaults(environ)
+    assert environ == {"TF_ENABLE_ONEDNN_OPTS": "0", "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+def _import_in_a_fresh_process(module, environ):
+    """(whether each apply_defaults call came before TensorFlow loaded, TF_ENABLE_ONEDNN_OPTS
+    once the module's imports are done) for ``import module`` in a new Python."""
+    code = ("import os, sys; from resnet_course import tf_environment as t; calls = []; "
+            "apply = t.apply_defaults; t.apply_defaults = lambda *a: calls.append(apply(*a)); "
+            f"sys.argv = ['{module}.py']; import {module}; "
+            "print(calls, os.environ.get('TF_ENABLE_ONEDNN_OPTS'))")
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**env, **environ},
+                            capture_output=True, text=True, check=True, timeout=120)
+    return result.stdout.split("\n")[-2]
+
+
+def test_train_and_evaluate_turn_onednn_on_before_tensorflow_loads():
+    # [True]: one call, before TensorFlow loaded (train.py's imports load it; evaluate.py's
+    # only when it runs).
+    for module in ("train", "evaluate"):
+        assert _import_in_a_fresh_process(module, {}) == "[True] 1", module
+
+
+def test_a_users_own_setting_wins():
+    assert _import_in_a_fresh_process("train", {"TF_ENABLE_ONEDNN_OPTS": "0"}) == "[True] 0"
