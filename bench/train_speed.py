@@ -25,6 +25,8 @@ if str(ROOT) not in sys.path:
 
 from resnet_course import tf_environment  # noqa: E402  (imports no TensorFlow)
 
+tf_environment.apply_defaults()  # this process's own TensorFlow (machine facts) starts quiet
+
 FORWARD_GFLOP_PER_IMAGE = 0.63
 TRAIN_GFLOP_PER_IMAGE = 3 * FORWARD_GFLOP_PER_IMAGE
 IMAGES = 1080
@@ -185,8 +187,7 @@ def child_main(args):
 
 
 def run_child(variant, epochs):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    tf_environment.apply_defaults(env)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))  # with tf_environment's defaults (top)
     for name, value in VARIANTS.get(variant, ({}, ""))[0].items():
         if value is None:
             env.pop(name, None)
@@ -226,11 +227,12 @@ def main(argv=None):
     peak = run_child("peak", 0)
     print(f"matmul peak: float32 {peak['float32']:.0f} GFLOP/s, bfloat16 {peak['bfloat16']:.0f} GFLOP/s")
     results = []
+    width = max(map(len, variants))
     for name in variants:
         r = run_child(name, args.epochs)
         r["fraction_of_fp32_peak"] = r["images_per_second"] * TRAIN_GFLOP_PER_IMAGE / peak["float32"]
         results.append(r)
-        print(f"{name:10s} {r['images_per_second']:7.1f} img/s  "
+        print(f"{name:{width}s} {r['images_per_second']:7.1f} img/s  "
               f"({r['fraction_of_fp32_peak']:.0%} of fp32 peak; epochs {r['epoch_seconds']} s)  "
               f"- {VARIANTS[name][1]}")
     by_name = {r["variant"]: r for r in results}

@@ -5,9 +5,9 @@ evaluate.py, bench/, the tests); the Makefile exports the same values for the no
 
 - ``TF_ENABLE_ONEDNN_OPTS=1``: TensorFlow 2.21 turns its oneDNN kernels on by itself only on CPUs
   with AVX-512 VNNI/BF16 or AMX. Elsewhere (AVX2-only CPUs: most laptops, many cloud machines) its
-  convolutions fall back to Eigen, which trained ResNet50 at 64x64 3.7x slower (13.0 against 47.7
-  images/s) and ResNet-20 on CIFAR-10 2.6x slower on this project's AVX2 machine
-  (bench/train_speed.md, run 3).
+  convolutions fall back to Eigen: on this project's AVX2 machine ResNet50 at 64x64 trained 2.9x
+  slower in the course's recipe (13.5 against 38.6 images/s) and 3.4x slower in train.py's (15.8
+  against 53.8), ResNet-20 on CIFAR-10 2-2.6x slower (bench/train_speed.md, run 3).
 - ``TF_CPP_MIN_LOG_LEVEL=2``: no C++ info lines (oneDNN's notice, CPU feature guards) in the output.
 
 A value the user has set wins, so either can still be switched off.
