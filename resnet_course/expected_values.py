@@ -23,6 +23,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from resnet_course import tf_environment  # noqa: E402
+
+tf_environment.apply_defaults()  # public_tests and reference load TensorFlow
+
 import public_tests  # noqa: E402  (the learner-facing checks live at the repository root)
 from resnet_course import reference  # noqa: E402
 

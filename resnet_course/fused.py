@@ -12,6 +12,11 @@ has the measurements). TensorFlow has one-kernel versions of the same math:
   ``portable_model`` turns a model back into plain Keras layers for saving.
   One difference: the fused kernel's moving variance uses the unbiased batch variance
   (n / (n - 1), n = batch x height x width values per channel), Keras's the biased one.
+- ``MatMulConv2D``: ``keras.layers.Conv2D`` whose 1x1 convolutions run as one matrix
+  product over all pixels (a strided 1x1 convolution first takes every stride-th pixel).
+  A 1x1 convolution is exactly that product; oneDNN's matmul kernels (forward and both
+  gradients) are faster than its 1x1 convolution kernels here and need no weight reorder.
+  Same variables and config as Conv2D; ``portable_model`` turns it back into Conv2D.
 - ``FusedAdam`` / ``FusedSGD``: ``keras.optimizers.Adam`` / ``SGD`` whose per-variable
   update is ``ResourceApplyAdam`` / ``ResourceApplyKerasMomentum`` / ``ResourceApplyGradientDescent``,
   the same formulas as Keras's ``update_step``.
@@ -63,19 +68,43 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         return tf.cast(outputs, self.compute_dtype)
 
 
+@keras.saving.register_keras_serializable(package="resnet_course")
+class MatMulConv2D(keras.layers.Conv2D):
+    """keras.layers.Conv2D that computes a 1x1 convolution (channels last) as one MatMul."""
+
+    def _as_matmul(self, inputs):
+        return (_tensorflow_backend() and len(inputs.shape) == 4 and inputs.shape[-1] is not None
+                and self.kernel_size == (1, 1) and self.dilation_rate == (1, 1)
+                and self.groups == 1 and self.data_format == "channels_last")
+
+    def convolution_op(self, inputs, kernel):
+        if not self._as_matmul(inputs):
+            return super().convolution_op(inputs, kernel)
+        # With a 1x1 kernel neither padding mode pads: output pixel (i, j) is input pixel
+        # (i * stride, j * stride).
+        if self.strides != (1, 1):
+            inputs = inputs[:, :: self.strides[0], :: self.strides[1], :]
+        pixels = tf.shape(inputs)[:-1]
+        flat = tf.matmul(tf.reshape(inputs, (-1, inputs.shape[-1])),
+                         tf.reshape(kernel, (kernel.shape[2], kernel.shape[3])))
+        return tf.reshape(flat, tf.concat([pixels, [self.filters]], axis=0))
+
+
+PORTABLE_CLASSES = {FusedBatchNormalization: keras.layers.BatchNormalization,
+                    MatMulConv2D: keras.layers.Conv2D}
+
+
 def portable_model(model, dtype="float32"):
-    """A copy of ``model`` (nested models included) with every FusedBatchNormalization
-    replaced by Keras's layer, same config and weights, so that the saved file loads
-    anywhere Keras does. ``dtype``: the copy's layer dtype policy (float32 undoes a
+    """A copy of ``model`` (nested models included) with every layer of this module
+    replaced by the Keras layer it stands for (PORTABLE_CLASSES), same config and weights,
+    so that the saved file loads anywhere Keras does. ``dtype``: the copy's layer dtype policy (float32 undoes a
     mixed-precision training policy; None keeps each layer's own)."""
 
     def clone(layer):
         config = layer.get_config()
         if dtype is not None and "dtype" in config:
             config["dtype"] = dtype
-        if isinstance(layer, FusedBatchNormalization):
-            return keras.layers.BatchNormalization.from_config(config)
-        return layer.__class__.from_config(config)
+        return PORTABLE_CLASSES.get(type(layer), type(layer)).from_config(config)
 
     copy = keras.models.clone_model(model, clone_function=clone, recursive=True)
     copy.set_weights(model.get_weights())

@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 import resnet_course.models  # noqa: F401  (registers ZeroPadShortcut and, through
-# resnet_course.fused, the fused layer and optimizers of checkpoints: needed to load them)
+# resnet_course.fused, the fused layers and optimizers of checkpoints: needed to load them)
 import resnets_utils
 
 

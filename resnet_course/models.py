@@ -30,7 +30,7 @@ import keras
 from keras import layers, ops
 from keras.initializers import GlorotUniform, HeNormal, RandomUniform
 
-from resnet_course.fused import FusedBatchNormalization
+from resnet_course.fused import FusedBatchNormalization, MatMulConv2D
 
 BOTTLENECK_EXPANSION = 4  # a bottleneck block outputs 4x its width (ResNet-50/101/152)
 
@@ -201,10 +201,11 @@ PLAIN_MODEL_NAMES = tuple(_plain_name(name) for name in VARIANTS)
 # --------------------------------------------------------------------------------------
 
 class _LayerMaker:
-    def __init__(self, style, weight_decay, seed, conv_bias, fused_batchnorm):
+    def __init__(self, style, weight_decay, seed, conv_bias, fused_batchnorm, matmul_pointwise):
         self.style = style
         self.conv_bias = style.use_bias if conv_bias is None else conv_bias
         self.batchnorm_class = FusedBatchNormalization if fused_batchnorm else layers.BatchNormalization
+        self.pointwise_class = MatMulConv2D if matmul_pointwise else layers.Conv2D
         # Keras adds l2 * sum(w**2) to the loss, whose gradient is 2 * l2 * w; halving
         # makes the decay term weight_decay * w, as in the paper's SGD weight decay.
         self.regularizer = keras.regularizers.L2(weight_decay / 2) if weight_decay else None
@@ -220,7 +221,8 @@ class _LayerMaker:
         return self.style.initializers[role](seed=seed)
 
     def conv(self, x, filters, kernel_size, name, role, strides=1, padding="same"):
-        return layers.Conv2D(
+        conv_class = self.pointwise_class if kernel_size == 1 else layers.Conv2D
+        return conv_class(
             filters, kernel_size, strides=strides, padding=padding,
             use_bias=self.conv_bias,
             kernel_initializer=self._initializer(role),
@@ -342,7 +344,7 @@ def describe(name):
 
 
 def build_model(name, input_shape, classes, plain=False, weight_decay=None, seed=None,
-                conv_bias=None, fused_batchnorm=False):
+                conv_bias=None, fused_batchnorm=False, matmul_pointwise=False):
     """Build a ResNet (or its plain twin) as a keras.Model named after the variant.
 
     Arguments:
@@ -361,6 +363,8 @@ def build_model(name, input_shape, classes, plain=False, weight_decay=None, seed
                  no gradient and dropping it changes nothing but speed and the count.
     fused_batchnorm -- resnet_course.fused.FusedBatchNormalization instead of Keras's
                  layer: the same math and weights in one TensorFlow kernel (faster)
+    matmul_pointwise -- resnet_course.fused.MatMulConv2D for the 1x1 convolutions: the
+                 same math and weights as one matrix product (faster on oneDNN CPUs)
     """
     key, plain_name = _resolve(name)
     plain = plain or plain_name
@@ -378,7 +382,7 @@ def build_model(name, input_shape, classes, plain=False, weight_decay=None, seed
     if weight_decay is None:
         weight_decay = style.weight_decay
 
-    make = _LayerMaker(style, weight_decay, seed, conv_bias, fused_batchnorm)
+    make = _LayerMaker(style, weight_decay, seed, conv_bias, fused_batchnorm, matmul_pointwise)
     inputs = keras.Input(input_shape)
     x = style.stem(inputs, make, variant.widths[0])
     for i, (blocks, width) in enumerate(zip(variant.blocks, variant.widths)):

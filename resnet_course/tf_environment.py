@@ -1,8 +1,8 @@
 """TensorFlow settings that only work when they are in the environment before TensorFlow loads.
 
 Every entry point calls ``apply_defaults()`` before it imports TensorFlow or Keras (train.py,
-evaluate.py, bench/, the tests), and ``demo.execute`` applies them to the notebook kernel's
-environment. The learner notebook cannot import this package: its packages cell sets
+evaluate.py, bench/, the tests, resnet_course.expected_values), and ``demo.execute`` applies them
+to the notebook kernel's environment. The learner notebook cannot import this package: its packages cell sets
 TF_ENABLE_ONEDNN_OPTS itself.
 
 - ``TF_ENABLE_ONEDNN_OPTS=1``: TensorFlow 2.21 turns its oneDNN kernels on by itself only on CPUs

@@ -347,13 +347,19 @@ def load_data(config):
         raise TrainError(str(err)) from None
 
 
-def build(config, data, steps_per_epoch):
+# Speed without changing the math (bench/train_speed.md): no conv biases (the BatchNorm
+# after every conv cancels them), BatchNorm in one fused kernel, 1x1 convolutions as one
+# matrix product each.
+MODEL_SPEEDUPS = {"conv_bias": False, "fused_batchnorm": True, "matmul_pointwise": False}
+
+
+def build(config, data, steps_per_epoch, speedups=None):
+    """The compiled model of ``config``; ``speedups``: build_model's options (None:
+    MODEL_SPEEDUPS; the benchmarks pass others to measure each one)."""
     try:
-        # Speed without changing the math (bench/train_speed.md): no conv biases (the
-        # BatchNorm after every conv cancels them) and BatchNorm in one fused kernel.
         model = models.build_model(config.model, data.input_shape, data.num_classes,
                                    weight_decay=config.weight_decay, seed=config.seed,
-                                   conv_bias=False, fused_batchnorm=True)
+                                   **(MODEL_SPEEDUPS if speedups is None else speedups))
     except ValueError as err:
         raise TrainError(f"--model {config.model}: {err}") from None
     # Moving statistics that keep up with the weights (bench/signs_recipe.md: 0.99 lags).

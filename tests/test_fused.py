@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from resnet_course import models
 from resnet_course.fused import (FusedAdam, FusedBatchNormalization, FusedSGD,
-                                 portable_model)
+                                 MatMulConv2D, portable_model)
 
 
 def _bn_pair(momentum=0.9, epsilon=1e-3, shape=(8, 5, 5, 4)):
@@ -130,6 +130,63 @@ def test_fused_model_trains_like_the_keras_model_and_exports_portable(tmp_path):
     reloaded = keras.models.load_model(path, compile=False)
     np.testing.assert_allclose(reloaded.predict(x, verbose=0), fused_model.predict(x, verbose=0),
                                rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("strides, padding, size, use_bias", [
+    (1, "valid", 5, False), (2, "valid", 5, True), (2, "same", 6, False), (2, "same", 7, True),
+    ((1, 2), "valid", 5, False),
+])
+def test_matmul_conv_matches_keras_conv_outputs_and_gradients(strides, padding, size, use_bias):
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(size=(3, size, size + 1, 4)).astype("float32"))
+    layers = [cls(6, 1, strides=strides, padding=padding, use_bias=use_bias)
+              for cls in (keras.layers.Conv2D, MatMulConv2D)]
+    for layer in layers:
+        layer.build(x.shape)
+    weights = [rng.normal(size=w.shape).astype("float32") for w in layers[0].get_weights()]
+    results = []
+    for layer in layers:
+        layer.set_weights(weights)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x)
+            loss = tf.reduce_sum(y * tf.range(1.0, 7.0))
+        results.append((y, tape.gradient(loss, [x, *layer.trainable_weights])))
+    (y_conv, g_conv), (y_matmul, g_matmul) = results
+    assert y_matmul.shape == y_conv.shape
+    np.testing.assert_allclose(y_matmul, y_conv, rtol=1e-5, atol=1e-5)
+    for got, expected in zip(g_matmul, g_conv):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_matmul_conv_takes_bfloat16_and_leaves_other_kernels_to_keras():
+    x = tf.constant(np.random.default_rng(1).normal(size=(2, 6, 6, 4)).astype("float32"))
+    with_policy = MatMulConv2D(8, 1, dtype="mixed_bfloat16")
+    assert with_policy(x).dtype == tf.bfloat16
+    conv3, matmul3 = keras.layers.Conv2D(8, 3), MatMulConv2D(8, 3)  # not 1x1: Keras's own op
+    conv3.build(x.shape)
+    matmul3.build(x.shape)
+    matmul3.set_weights(conv3.get_weights())
+    np.testing.assert_allclose(matmul3(x), conv3(x), rtol=1e-6, atol=1e-6)
+
+
+def test_matmul_pointwise_model_equals_the_conv_model_and_exports_as_conv(tmp_path):
+    x = np.random.default_rng(2).uniform(0, 1, size=(4, 64, 64, 3)).astype("float32")
+    conv_model = models.build_model("course_resnet50", (64, 64, 3), 6, seed=5, conv_bias=False)
+    matmul_model = models.build_model("course_resnet50", (64, 64, 3), 6, seed=5, conv_bias=False,
+                                      matmul_pointwise=True)
+    pointwise = [layer for layer in matmul_model.layers if isinstance(layer, MatMulConv2D)]
+    # every 1x1 conv of the 16 bottlenecks (2 each) and the 4 projections; not the 7x7/3x3
+    assert len(pointwise) == 36
+    assert all(layer.kernel_size == (1, 1) for layer in pointwise)
+    np.testing.assert_allclose(matmul_model.predict(x, verbose=0),
+                               conv_model.predict(x, verbose=0), rtol=1e-4, atol=1e-5)
+    portable = portable_model(matmul_model)
+    assert not any(isinstance(layer, MatMulConv2D) for layer in portable.layers)
+    portable.save(tmp_path / "model.keras")
+    reloaded = keras.models.load_model(tmp_path / "model.keras", compile=False)
+    np.testing.assert_allclose(reloaded.predict(x, verbose=0),
+                               matmul_model.predict(x, verbose=0), rtol=1e-4, atol=1e-5)
 
 
 def test_dropping_conv_biases_matches_the_bias_free_count():

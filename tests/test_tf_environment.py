@@ -28,10 +28,10 @@ def _import_in_a_fresh_process(module, environ):
     return result.stdout.split("\n")[-2]
 
 
-def test_train_and_evaluate_turn_onednn_on_before_tensorflow_loads():
-    # [True]: one call, before TensorFlow loaded (train.py's imports load it; evaluate.py's
-    # only when it runs).
-    for module in ("train", "evaluate"):
+def test_entry_points_turn_onednn_on_before_tensorflow_loads():
+    # [True]: one call, before TensorFlow loaded (train.py's and expected_values' imports load
+    # it; evaluate.py's only when it runs). The Makefile sets neither variable.
+    for module in ("train", "evaluate", "resnet_course.expected_values"):
         assert _import_in_a_fresh_process(module, {}) == "[True] 1", module
 
 
