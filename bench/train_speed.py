@@ -49,7 +49,10 @@ VARIANTS = {
     "bf16-only": ({}, "builder + Keras mixed_bfloat16 policy, nothing else"),
     "no-bias": ({}, "builder without the conv biases (BatchNorm cancels them)"),
     "fused-bn": ({}, "no-bias + FusedBatchNormalization (one FusedBatchNormV3 kernel)"),
-    "project": ({}, "fused-bn + FusedAdam: train.py's path, --precision float32 (the default)"),
+    "fused-adam": ({}, "fused-bn + FusedAdam (1x1 convolutions still Keras Conv2D)"),
+    "project": ({}, "fused-adam + 1x1 convolutions as MatMul: train.py's path, --precision "
+                    "float32 (the default)"),
+    "bf16-fused-adam": ({}, "fused-adam with --precision bfloat16"),
     "project-bf16": ({}, "train.py's path with --precision bfloat16"),
     "project-bf16-spe8": ({}, "project-bf16 compiled with steps_per_execution=8"),
     "project-bf16-inter1": ({"TF_NUM_INTEROP_THREADS": "1"},
@@ -59,7 +62,10 @@ VARIANTS = {
     "project-tf-default": (TF_DEFAULT_KERNELS, "project in TensorFlow's default environment"),
 }
 DEFAULT_VARIANTS = ("course", "course-onednn", "tfdata", "builder", "bf16-only", "no-bias",
-                    "fused-bn", "project", "project-bf16")
+                    "fused-bn", "fused-adam", "project", "bf16-fused-adam", "project-bf16")
+# train.py's path (trainer.build) with some of its speed-ups undone
+TRAINER_STEPS = {"fused-adam": {"matmul_pointwise": False},
+                 "bf16-fused-adam": {"matmul_pointwise": False}}
 
 # builder-based variants: (conv_bias, fused_batchnorm, fused optimizer, precision)
 BUILDER_STEPS = {
@@ -134,7 +140,7 @@ def run_variant(name, epochs):
         ds = resnets_utils.make_train_dataset(x, keras.utils.to_categorical(y, 6), BATCH,
                                               augment=False, seed=0)
         model.fit(ds, steps_per_epoch=steps, epochs=epochs, callbacks=[timer], verbose=0)
-    elif name.startswith("project"):
+    elif name.startswith("project") or name in TRAINER_STEPS:
         # train.py --dataset signs: trainer.build (model, BatchNorm momentum, optimizer,
         # schedule) and trainer.train_pipeline, augmentation off so that only the model and
         # the input path are compared.
@@ -146,7 +152,8 @@ def run_variant(name, epochs):
                                          "precision": precision, "out": "unused"})
         keras.config.set_dtype_policy(trainer.PRECISIONS[precision])
         data = SimpleNamespace(input_shape=(64, 64, 3), num_classes=6)
-        model = trainer.build(config, data, steps)
+        speedups = {**trainer.MODEL_SPEEDUPS, **TRAINER_STEPS.get(name, {})}
+        model = trainer.build(config, data, steps, speedups=speedups)
         if name.endswith("-spe8"):
             model.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"],
                           steps_per_execution=8)

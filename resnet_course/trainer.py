@@ -350,7 +350,7 @@ def load_data(config):
 # Speed without changing the math (bench/train_speed.md): no conv biases (the BatchNorm
 # after every conv cancels them), BatchNorm in one fused kernel, 1x1 convolutions as one
 # matrix product each.
-MODEL_SPEEDUPS = {"conv_bias": False, "fused_batchnorm": True, "matmul_pointwise": False}
+MODEL_SPEEDUPS = {"conv_bias": False, "fused_batchnorm": True, "matmul_pointwise": True}
 
 
 def build(config, data, steps_per_epoch, speedups=None):

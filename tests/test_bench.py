@@ -1,4 +1,5 @@
-"""bench/train_speed.py: its variant table is consistent and its command line answers."""
+"""bench/train_speed.py and bench/interleaved_speed.py: their tables are consistent and their
+command lines answer."""
 import importlib.util
 import subprocess
 import sys
@@ -6,6 +7,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "bench" / "train_speed.py"
+INTERLEAVED = ROOT / "bench" / "interleaved_speed.py"
 
 
 def load_bench():
@@ -19,10 +21,11 @@ def test_every_variant_has_a_description_and_a_way_to_run():
     bench = load_bench()
     assert set(bench.DEFAULT_VARIANTS) <= set(bench.VARIANTS)
     assert set(bench.BUILDER_STEPS) <= set(bench.VARIANTS)
+    assert set(bench.TRAINER_STEPS) <= set(bench.VARIANTS)
     for name, (environment, description) in bench.VARIANTS.items():
         assert description and isinstance(environment, dict)
         runnable = (name.startswith("course") or name == "tfdata" or name in bench.BUILDER_STEPS
-                    or name.startswith("project"))
+                    or name.startswith("project") or name in bench.TRAINER_STEPS)
         assert runnable, name
         assert all(value is None or isinstance(value, str) for value in environment.values())
 
@@ -34,3 +37,20 @@ def test_help_lists_the_variants_and_an_unknown_one_is_refused():
     refused = subprocess.run([sys.executable, SCRIPT, "--variants", "warp-drive"],
                              capture_output=True, text=True)
     assert refused.returncode == 2 and "invalid choice: 'warp-drive'" in refused.stderr
+
+
+def test_interleaved_models_are_build_model_options_and_its_cli_answers():
+    from resnet_course import models
+    spec = importlib.util.spec_from_file_location("interleaved_speed", INTERLEAVED)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    options = set(models.build_model.__code__.co_varnames)
+    for precision, speedups, description in module.MODELS.values():
+        assert precision in ("float32", "bfloat16") and description
+        assert set(speedups) <= options
+    help_text = subprocess.run([sys.executable, INTERLEAVED, "--help"], capture_output=True,
+                               text=True, check=True).stdout
+    assert "matmul-bf16" in help_text and "--rounds" in help_text
+    refused = subprocess.run([sys.executable, INTERLEAVED, "--rounds", "1"],
+                             capture_output=True, text=True)
+    assert refused.returncode == 2 and "--rounds must be at least 2" in refused.stderr
