@@ -49,8 +49,8 @@ DEFAULT_DATASET = "signs"
 SCHEDULES = ("cosine", "onecycle", "step", "constant")
 OPTIMIZERS = ("sgd", "adam")
 # float32, or bfloat16 activations and float32 weights (Keras's "mixed_bfloat16" policy):
-# 1.3-1.4x faster on this CPU, which has AVX512_BF16 (bench/train_speed.md); not the default
-# because it cost SIGNS one or two of its 157 test images (README, "Measured results").
+# 1.3-1.4x faster on a CPU with AVX512_BF16, same SIGNS accuracy over five seeds (README,
+# "Measured results"); not the default because CPUs without bf16 units emulate it, slowly.
 PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
 SGD_MOMENTUM = 0.9
 ONECYCLE_START_DIVISOR = 25      # one-cycle starts at lr / 25 ...
