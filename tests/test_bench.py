@@ -10,11 +10,25 @@ SCRIPT = ROOT / "bench" / "train_speed.py"
 INTERLEAVED = ROOT / "bench" / "interleaved_speed.py"
 
 
-def load_bench():
-    spec = importlib.util.spec_from_file_location("train_speed", SCRIPT)
+def load_script(path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_bench():
+    return load_script(SCRIPT)
+
+
+def assert_cli_answers(script, help_words, bad_arguments, error):
+    """--help names help_words; bad_arguments exit 2 with error on stderr."""
+    help_text = subprocess.run([sys.executable, script, "--help"], capture_output=True,
+                               text=True, check=True).stdout
+    assert all(word in help_text for word in help_words), help_text
+    refused = subprocess.run([sys.executable, script, *bad_arguments], capture_output=True,
+                             text=True)
+    assert refused.returncode == 2 and error in refused.stderr, refused.stderr
 
 
 def test_every_variant_has_a_description_and_a_way_to_run():
@@ -31,26 +45,16 @@ def test_every_variant_has_a_description_and_a_way_to_run():
 
 
 def test_help_lists_the_variants_and_an_unknown_one_is_refused():
-    help_text = subprocess.run([sys.executable, SCRIPT, "--help"], capture_output=True,
-                               text=True, check=True).stdout
-    assert "project-bf16" in help_text and "--epochs" in help_text
-    refused = subprocess.run([sys.executable, SCRIPT, "--variants", "warp-drive"],
-                             capture_output=True, text=True)
-    assert refused.returncode == 2 and "invalid choice: 'warp-drive'" in refused.stderr
+    assert_cli_answers(SCRIPT, ["project-bf16", "--epochs"], ["--variants", "warp-drive"],
+                       "invalid choice: 'warp-drive'")
 
 
 def test_interleaved_models_are_build_model_options_and_its_cli_answers():
     from resnet_course import models
-    spec = importlib.util.spec_from_file_location("interleaved_speed", INTERLEAVED)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script(INTERLEAVED)
     options = set(models.build_model.__code__.co_varnames)
     for precision, speedups, description in module.MODELS.values():
         assert precision in ("float32", "bfloat16") and description
         assert set(speedups) <= options
-    help_text = subprocess.run([sys.executable, INTERLEAVED, "--help"], capture_output=True,
-                               text=True, check=True).stdout
-    assert "matmul-bf16" in help_text and "--rounds" in help_text
-    refused = subprocess.run([sys.executable, INTERLEAVED, "--rounds", "1"],
-                             capture_output=True, text=True)
-    assert refused.returncode == 2 and "--rounds must be at least 2" in refused.stderr
+    assert_cli_answers(INTERLEAVED, ["matmul-bf16", "--rounds"], ["--rounds", "1"],
+                       "--rounds must be at least 2")
