@@ -152,6 +152,7 @@ def main(argv=None):
         return cli.fail(PROG, f"--batch-size must be at least 1, got {args.batch_size}",
                         cli.EXIT_USAGE)
 
+    tf_environment.import_tensorflow_quietly()  # without its start-up notice
     import resnets_utils
     from resnet_course import datasets, inference
 

@@ -16,6 +16,7 @@ import sys
 from resnet_course import cli, tf_environment
 
 tf_environment.apply_defaults()  # before TensorFlow loads (oneDNN kernels on every x86 CPU)
+tf_environment.import_tensorflow_quietly()  # without its start-up notice
 
 from resnet_course.models import MODEL_NAMES, PLAIN_MODEL_NAMES  # noqa: E402
 from resnet_course.trainer import OPTIMIZERS, PRECISIONS, RECIPES, SCHEDULES  # noqa: E402

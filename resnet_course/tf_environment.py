@@ -13,9 +13,17 @@ TF_ENABLE_ONEDNN_OPTS itself.
 - ``TF_CPP_MIN_LOG_LEVEL=2``: no C++ info lines (oneDNN's notice, CPU feature guards) in the output.
 
 A value the user has set wins, so either can still be switched off.
+
+TensorFlow 2.21 still prints a start-up notice that TF_CPP_MIN_LOG_LEVEL cannot silence (it logs
+before absl's logging is initialised: "All log messages before absl::InitializeLog() ..." and
+"oneDNN custom operations are on ...", each twice). ``import_tensorflow_quietly()`` imports
+TensorFlow and Keras with those lines dropped and everything else it wrote passed on, so that
+train.py and evaluate.py start with their own output.
 """
 import os
+import re
 import sys
+import tempfile
 
 DEFAULTS = {"TF_ENABLE_ONEDNN_OPTS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
 
@@ -26,3 +34,33 @@ def apply_defaults(environ=os.environ):
     for name, value in DEFAULTS.items():
         environ.setdefault(name, value)
     return "tensorflow" not in sys.modules
+
+
+# The start-up lines TF_CPP_MIN_LOG_LEVEL does not reach (see the module docstring).
+STARTUP_NOTICE = re.compile(
+    r"^WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR$"
+    r"|^I\d{4} [\d:.]+ +\d+ port\.cc:\d+\] oneDNN custom operations are (on|off)\.")
+
+
+def import_tensorflow_quietly():
+    """Import tensorflow and keras (after apply_defaults) with STARTUP_NOTICE lines removed
+    from what the import writes to file descriptor 2; the rest is written to stderr, also when
+    the import fails. A no-op once TensorFlow is loaded."""
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved_stderr = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import keras  # noqa: F401
+            import tensorflow  # noqa: F401
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved_stderr, 2)
+            os.close(saved_stderr)
+            captured.seek(0)
+            kept = [line for line in captured.read().decode(errors="replace").splitlines(True)
+                    if not STARTUP_NOTICE.match(line)]
+            sys.stderr.write("".join(kept))
+            sys.stderr.flush()
