@@ -10,13 +10,12 @@ images, 33 steps of 32 per epoch, at 64x64.
     python bench/interleaved_speed.py                  # 1x1 convolutions: Conv2D vs MatMul
     python bench/interleaved_speed.py --rounds 9 --models conv1x1-bf16 matmul-bf16
 
-Every model is train.py's (resnet_course.trainer.build) with the options below.
+Every model is train.py's (bench/train_speed.py's trainer_model) with the changes below.
 """
 import argparse
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,36 +27,15 @@ tf_environment.apply_defaults()
 
 import train_speed  # noqa: E402  (its data and constants; imports no TensorFlow)
 
-TRAINER_PATH = {"conv_bias": False, "fused_batchnorm": True}
-# name -> (precision, build_model speedups, description)
+# name -> (precision, changes to trainer.MODEL_SPEEDUPS, description)
+CONV1X1 = {"matmul_pointwise": False}
 MODELS = {
-    "conv1x1-f32": ("float32", {**TRAINER_PATH, "matmul_pointwise": False},
-                    "1x1 convolutions as Keras Conv2D, float32"),
-    "matmul-f32": ("float32", {**TRAINER_PATH, "matmul_pointwise": True},
-                   "1x1 convolutions as one MatMul (MatMulConv2D), float32"),
-    "conv1x1-bf16": ("bfloat16", {**TRAINER_PATH, "matmul_pointwise": False},
-                     "1x1 convolutions as Keras Conv2D, mixed bfloat16"),
-    "matmul-bf16": ("bfloat16", {**TRAINER_PATH, "matmul_pointwise": True},
+    "conv1x1-f32": ("float32", CONV1X1, "1x1 convolutions as Keras Conv2D, float32"),
+    "matmul-f32": ("float32", {}, "1x1 convolutions as one MatMul (MatMulConv2D), float32"),
+    "conv1x1-bf16": ("bfloat16", CONV1X1, "1x1 convolutions as Keras Conv2D, mixed bfloat16"),
+    "matmul-bf16": ("bfloat16", {},
                     "1x1 convolutions as one MatMul (MatMulConv2D), mixed bfloat16"),
 }
-
-
-def build(name, steps):
-    from types import SimpleNamespace
-
-    import keras
-
-    from resnet_course import trainer
-    precision, speedups, _ = MODELS[name]
-    config = trainer.resolve_config({"dataset": "signs", "augment": False, "precision": precision,
-                                     "out": "unused"})
-    with trainer.dtype_policy(trainer.PRECISIONS[precision]):
-        data = SimpleNamespace(input_shape=(64, 64, 3), num_classes=6)
-        model = trainer.build(config, data, steps, speedups=speedups)
-    x, y = train_speed.synthetic_signs()
-    dataset = trainer.train_pipeline(x, y, 6, config, "signs", seed=0)
-    keras.utils.set_random_seed(0)
-    return model, dataset
 
 
 def timed_epoch(model, dataset, steps):
@@ -82,7 +60,7 @@ def main(argv=None):
     from resnet_course.machine import machine_info, machine_line
     print(machine_line())
     steps = train_speed.IMAGES // train_speed.BATCH
-    built = {name: build(name, steps) for name in args.models}
+    built = {name: train_speed.trainer_model(*MODELS[name][:2], steps) for name in args.models}
     times = {name: [] for name in args.models}
     for round_number in range(args.rounds):
         for name, (model, dataset) in built.items():

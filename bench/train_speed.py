@@ -104,6 +104,23 @@ class EpochTimer:
         return _Timer()
 
 
+def trainer_model(precision, overrides, steps, epochs=None):
+    """(compiled model, dataset) as train.py --dataset signs makes them, on the synthetic data:
+    trainer.build (model, BatchNorm momentum, optimizer, schedule) with trainer.MODEL_SPEEDUPS
+    updated by ``overrides``, and trainer.train_pipeline with augmentation off, so that only
+    the model and the input path are compared."""
+    from types import SimpleNamespace
+
+    from resnet_course import trainer
+    config = trainer.resolve_config({"dataset": "signs", "epochs": epochs, "augment": False,
+                                     "precision": precision, "out": "unused"})
+    with trainer.dtype_policy(trainer.PRECISIONS[precision]):
+        model = trainer.build(config, SimpleNamespace(input_shape=(64, 64, 3), num_classes=6),
+                              steps, speedups={**trainer.MODEL_SPEEDUPS, **overrides})
+    x, y = synthetic_signs()
+    return model, trainer.train_pipeline(x, y, 6, config, "signs", seed=0)
+
+
 def run_variant(name, epochs):
     """Runs in the child process; returns a dict of measurements."""
     import keras
@@ -141,23 +158,11 @@ def run_variant(name, epochs):
                                               augment=False, seed=0)
         model.fit(ds, steps_per_epoch=steps, epochs=epochs, callbacks=[timer], verbose=0)
     elif name.startswith("project") or name in TRAINER_STEPS:
-        # train.py --dataset signs: trainer.build (model, BatchNorm momentum, optimizer,
-        # schedule) and trainer.train_pipeline, augmentation off so that only the model and
-        # the input path are compared.
-        from types import SimpleNamespace
-
-        from resnet_course import trainer
         precision = "bfloat16" if "bf16" in name else "float32"
-        config = trainer.resolve_config({"dataset": "signs", "epochs": epochs, "augment": False,
-                                         "precision": precision, "out": "unused"})
-        keras.config.set_dtype_policy(trainer.PRECISIONS[precision])
-        data = SimpleNamespace(input_shape=(64, 64, 3), num_classes=6)
-        speedups = {**trainer.MODEL_SPEEDUPS, **TRAINER_STEPS.get(name, {})}
-        model = trainer.build(config, data, steps, speedups=speedups)
+        model, ds = trainer_model(precision, TRAINER_STEPS.get(name, {}), steps, epochs)
         if name.endswith("-spe8"):
             model.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"],
                           steps_per_execution=8)
-        ds = trainer.train_pipeline(x, y, 6, config, "signs", seed=0)
         model.fit(ds, steps_per_epoch=steps, epochs=epochs, callbacks=[timer], verbose=0)
     else:
         raise SystemExit(f"unknown variant {name!r}; choose from {sorted(VARIANTS)}")

@@ -97,8 +97,8 @@ PORTABLE_CLASSES = {FusedBatchNormalization: keras.layers.BatchNormalization,
 def portable_model(model, dtype="float32"):
     """A copy of ``model`` (nested models included) with every layer of this module
     replaced by the Keras layer it stands for (PORTABLE_CLASSES), same config and weights,
-    so that the saved file loads anywhere Keras does. ``dtype``: the copy's layer dtype policy (float32 undoes a
-    mixed-precision training policy; None keeps each layer's own)."""
+    so that the saved file loads anywhere Keras does. ``dtype``: the copy's layer dtype
+    policy (float32 undoes a mixed-precision training policy; None keeps each layer's own)."""
 
     def clone(layer):
         config = layer.get_config()

@@ -2,15 +2,16 @@
 
 Every entry point calls ``apply_defaults()`` before it imports TensorFlow or Keras (train.py,
 evaluate.py, bench/, the tests, resnet_course.expected_values), and ``demo.execute`` applies them
-to the notebook kernel's environment. The learner notebook cannot import this package: its packages cell sets
-TF_ENABLE_ONEDNN_OPTS itself.
+to the notebook kernel's environment. The learner notebook cannot import this package: its
+packages cell sets TF_ENABLE_ONEDNN_OPTS itself.
 
 - ``TF_ENABLE_ONEDNN_OPTS=1``: TensorFlow 2.21 turns its oneDNN kernels on by itself only on CPUs
   with AVX-512 VNNI/BF16 or AMX. Elsewhere (AVX2-only CPUs: most laptops, many cloud machines) its
   convolutions fall back to Eigen: on this project's AVX2 machine ResNet50 at 64x64 trained 2.9x
   slower in the course's recipe (13.5 against 38.6 images/s) and 3.4x slower in train.py's (15.8
   against 53.8), ResNet-20 on CIFAR-10 2-2.6x slower (bench/train_speed.md, run 3).
-- ``TF_CPP_MIN_LOG_LEVEL=2``: no C++ info lines (oneDNN's notice, CPU feature guards) in the output.
+- ``TF_CPP_MIN_LOG_LEVEL=2``: no C++ info and warning lines (CPU feature guards, ...) once
+  TensorFlow's logging has started.
 
 A value the user has set wins, so either can still be switched off.
 

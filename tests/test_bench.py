@@ -17,10 +17,6 @@ def load_script(path):
     return module
 
 
-def load_bench():
-    return load_script(SCRIPT)
-
-
 def assert_cli_answers(script, help_words, bad_arguments, error):
     """--help names help_words; bad_arguments exit 2 with error on stderr."""
     help_text = subprocess.run([sys.executable, script, "--help"], capture_output=True,
@@ -32,7 +28,7 @@ def assert_cli_answers(script, help_words, bad_arguments, error):
 
 
 def test_every_variant_has_a_description_and_a_way_to_run():
-    bench = load_bench()
+    bench = load_script(SCRIPT)
     assert set(bench.DEFAULT_VARIANTS) <= set(bench.VARIANTS)
     assert set(bench.BUILDER_STEPS) <= set(bench.VARIANTS)
     assert set(bench.TRAINER_STEPS) <= set(bench.VARIANTS)
