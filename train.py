@@ -63,6 +63,13 @@ def build_parser():
                    help="random augmentation of the training images: for CIFAR-10 pad 4 + "
                         "random 32x32 crop + horizontal flip, for SIGNS the notebook's "
                         "augmentation (default: on)")
+    p.add_argument("--cutout", type=int, metavar="PIXELS",
+                   help="CIFAR-10 augmentation also zeroes a PIXELS x PIXELS square of every "
+                        "training image, centred anywhere in it (DeVries & Taylor 2017; 8 is "
+                        "usual) (default: 0, none)")
+    p.add_argument("--label-smoothing", type=float, metavar="EPS",
+                   help="train towards targets (1 - EPS) one-hot + EPS uniform, e.g. 0.1; "
+                        "the per-epoch losses include it, the final test loss does not (default: 0)")
     p.add_argument("--train-size", type=int, metavar="N",
                    help="train on a stratified, seeded subset of N images (default: all)")
     p.add_argument("--test-size", type=int, metavar="N",

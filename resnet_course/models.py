@@ -99,6 +99,10 @@ class Style:
     # course's convolutional_block: Functional lists the layers feeding one layer in
     # the order of its inputs, so this fixes the order of model.layers and the weights.
     add_shortcut_first: bool = True
+    # How a stage halves the resolution: "block", its first block strides (He et al.);
+    # "conv_pool", it opens with a 3x3 conv to its width, BN, ReLU and a 2x2 max-pool,
+    # and its blocks (maybe none) keep the shape (ResNet-9).
+    downsample: str = "block"
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,7 @@ class Variant:
     block: str                  # "basic" (two 3x3 convs) or "bottleneck" (1x1, 3x3, 1x1)
     blocks: tuple               # blocks per stage
     widths: tuple               # filters of each stage's 3x3 convs
+    stem_width: int | None = None   # filters of the stem; None: the first stage's width
 
     def out_channels(self, width):
         return width * BOTTLENECK_EXPANSION if self.block == "bottleneck" else width
@@ -133,6 +138,15 @@ def cifar_stem(x, make, filters):
 
 def global_pool_head(x, make, classes):
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    return make.dense(x, classes)
+
+
+def global_max_pool_head(x, make, classes, scale=0.125):
+    """Global max-pool, then the dense layer on ``scale`` times the features: Page's
+    ResNet-9 multiplies its logits by 0.125, which keeps the first losses and the
+    classifier's steps small (the max of 16 ReLU outputs is large)."""
+    x = layers.GlobalMaxPooling2D(name="max_pool")(x)
+    x = layers.Rescaling(scale, name="max_pool_scale")(x)
     return make.dense(x, classes)
 
 
@@ -168,6 +182,18 @@ COURSE = Style(
                   "other_block": RandomUniform, "dense": GlorotUniform},
     default_seed=0, add_shortcut_first=False,
 )
+# D. Page's ResNet-9 ("How to train your ResNet", 2018; the DAWNBench CIFAR-10 entry):
+# few, wide layers, which suit short schedules and use a CPU's cores better than the
+# 16-channel convs of ResNet-20.
+RESNET9 = Style(
+    label="ResNet-9 (Page 2018, DAWNBench)",
+    input_shape=(32, 32, 3), min_input_size=8,
+    stem=cifar_stem, head=global_max_pool_head, first_stride=1,
+    # Its blocks keep their input's shape, so no shortcut ever needs to reshape.
+    shortcut="projection", use_bias=False, bn_epsilon=1e-5, weight_decay=5e-4,
+    initializers=dict.fromkeys(("stem", "first_block", "other_block", "dense"), HeNormal),
+    downsample="conv_pool",
+)
 
 IMAGENET_WIDTHS = (64, 128, 256, 512)
 CIFAR_WIDTHS = (16, 32, 64)
@@ -184,6 +210,8 @@ VARIANTS = {
     "resnet44": Variant(CIFAR, "basic", (7, 7, 7), CIFAR_WIDTHS),
     "resnet56": Variant(CIFAR, "basic", (9, 9, 9), CIFAR_WIDTHS),
     "resnet110": Variant(CIFAR, "basic", (18, 18, 18), CIFAR_WIDTHS),
+    # prep conv 64; stages 128 (+1 block), 256, 512 (+1 block): 8 convs + the dense
+    "resnet9": Variant(RESNET9, "basic", (1, 0, 1), (128, 256, 512), stem_width=64),
     "course_resnet50": Variant(COURSE, "bottleneck", (3, 4, 6, 3), IMAGENET_WIDTHS),
 }
 
@@ -302,8 +330,18 @@ def residual_block(x, make, variant, width, stride, first_in_stage, plain, name)
     return layers.Activation("relu", name=f"{name}_out")(y)
 
 
+def conv_pool(x, make, width, name):
+    """ResNet-9's way into a stage: 3x3 conv to the new width, BN, ReLU, 2x2 max-pool."""
+    x = make.conv(x, width, 3, role="first_block", name=f"{name}_pool")
+    x = make.bn_relu(x, f"{name}_pool")
+    return layers.MaxPooling2D(2, name=f"{name}_pool_pool")(x)
+
+
 def stage(x, make, variant, width, blocks, stride, plain, name):
-    """``blocks`` blocks; the first one carries the stride and the change of width."""
+    """``blocks`` blocks; the first one carries the stride and the change of width
+    (unless the style opens the stage with ``conv_pool``, which does both)."""
+    if variant.style.downsample == "conv_pool":
+        x, stride = conv_pool(x, make, width, name), 1
     for i in range(blocks):
         x = residual_block(x, make, variant, width, stride if i == 0 else 1,
                            first_in_stage=i == 0, plain=plain, name=f"{name}_block{i + 1}")
@@ -384,7 +422,7 @@ def build_model(name, input_shape, classes, plain=False, weight_decay=None, seed
 
     make = _LayerMaker(style, weight_decay, seed, conv_bias, fused_batchnorm, matmul_pointwise)
     inputs = keras.Input(input_shape)
-    x = style.stem(inputs, make, variant.widths[0])
+    x = style.stem(inputs, make, variant.stem_width or variant.widths[0])
     for i, (blocks, width) in enumerate(zip(variant.blocks, variant.widths)):
         stride = style.first_stride if i == 0 else 2
         x = stage(x, make, variant, width, blocks, stride, plain, name=f"conv{i + 2}")

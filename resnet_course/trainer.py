@@ -116,6 +116,8 @@ class TrainConfig:
     steps_per_epoch: int | None   # None: one pass over the training images
     out: str
     precision: str = "float32"    # a key of PRECISIONS (default for checkpoints before it)
+    cutout: int = 0               # side of the square cutout zeroes (CIFAR-10), 0: none
+    label_smoothing: float = 0.0  # weight of the uniform distribution in the targets
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -141,6 +143,8 @@ def resolve_config(options):
     values["val_split"] = values["val_split"] or 0.0
     values["seed"] = values["seed"] or 0
     values["precision"] = values["precision"] or "float32"
+    values["cutout"] = values["cutout"] or 0
+    values["label_smoothing"] = values["label_smoothing"] or 0.0
     config = TrainConfig(**values)
     check_config(config)
     return config
@@ -165,6 +169,13 @@ def check_config(config):
         raise TrainError(f"--val-split must be a fraction in [0, 1), got {config.val_split}.")
     if config.schedule not in SCHEDULES or config.optimizer not in OPTIMIZERS:
         raise TrainError(f"unknown schedule {config.schedule!r} or optimizer {config.optimizer!r}.")
+    if config.cutout < 0:
+        raise TrainError(f"--cutout must be >= 0 pixels, got {config.cutout}.")
+    if config.cutout and not (config.augment and datasets.family_of(config.dataset) == "cifar10"):
+        raise TrainError("--cutout is part of the CIFAR-10 augmentation: it needs a CIFAR-10 "
+                         "data set and --augment.")
+    if not 0 <= config.label_smoothing < 1:
+        raise TrainError(f"--label-smoothing must be in [0, 1), got {config.label_smoothing}.")
     if config.precision not in PRECISIONS:
         raise TrainError(f"--precision must be one of {', '.join(PRECISIONS)}, "
                          f"got {config.precision!r}.")
@@ -238,7 +249,8 @@ def train_pipeline(X, y, num_classes, config, family, seed):
     dataset = resnets_utils.make_train_dataset(X, one_hot(y, num_classes), config.batch_size,
                                                augment=signs_augmentation, seed=seed)
     if config.augment and family == "cifar10":
-        dataset = with_pad_crop_flip(dataset, seed=seed).prefetch(tf.data.AUTOTUNE)
+        dataset = with_pad_crop_flip(dataset, seed=seed,
+                                     cutout=config.cutout).prefetch(tf.data.AUTOTUNE)
     return dataset
 
 
@@ -365,7 +377,9 @@ def build(config, data, steps_per_epoch, speedups=None):
     # Moving statistics that keep up with the weights (bench/signs_recipe.md: 0.99 lags).
     resnets_utils.set_batchnorm_momentum(model, 0.9)
     model.compile(optimizer=make_optimizer(config, make_schedule(config, steps_per_epoch)),
-                  loss="categorical_crossentropy", metrics=["accuracy"])
+                  loss=keras.losses.CategoricalCrossentropy(
+                      label_smoothing=config.label_smoothing),
+                  metrics=["accuracy"])
     return model
 
 
