@@ -10,6 +10,7 @@ from resnet_course import models, reference
 from resnet_course.models import MODEL_NAMES, PLAIN_MODEL_NAMES, build_model
 
 CIFAR_NAMES = ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110")
+CIFAR10_NETS = (*CIFAR_NAMES, "resnet9")  # the variants made for 32x32 CIFAR-10
 IMAGENET_CLASSES, CIFAR_CLASSES, COURSE_CLASSES = 1000, 10, 6
 
 
@@ -34,7 +35,7 @@ def small_shape(name):
 def canonical_classes(name):
     if name.startswith("course"):
         return COURSE_CLASSES
-    cifar = name in CIFAR_NAMES or name.replace("plain", "resnet") in CIFAR_NAMES
+    cifar = name in CIFAR10_NETS or name.replace("plain", "resnet") in CIFAR10_NETS
     return CIFAR_CLASSES if cifar else IMAGENET_CLASSES
 
 
@@ -54,7 +55,7 @@ def tiny_batch(shape, n=2):
 def test_names():
     assert MODEL_NAMES == ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
                            "resnet20", "resnet32", "resnet44", "resnet56", "resnet110",
-                           "course_resnet50")
+                           "resnet9", "course_resnet50")
     assert "plain20" in PLAIN_MODEL_NAMES and "plain50" in PLAIN_MODEL_NAMES
     assert "course_plain50" in PLAIN_MODEL_NAMES
     for name in MODEL_NAMES + PLAIN_MODEL_NAMES:
@@ -133,6 +134,29 @@ def test_cifar_model_survives_a_keras_file_round_trip(tmp_path):
     x = tiny_batch((32, 32, 3))
     np.testing.assert_array_equal(model.predict(x, verbose=0), reloaded.predict(x, verbose=0))
     assert reloaded.name == "resnet20"
+
+
+# ---- ResNet-9 ---------------------------------------------------------------------------
+
+def test_resnet9_is_pages_network():
+    """Prep conv 64; conv-pool 128 + a block; conv-pool 256; conv-pool 512 + a block; global
+    max-pool; the dense layer on 0.125 x the features (D. Page, "How to train your ResNet")."""
+    model = small_model("resnet9")
+    convs = [l for l in model.layers if isinstance(l, keras.layers.Conv2D)]
+    assert [(l.name, l.filters, tuple(l.output.shape[1:3])) for l in convs] == [
+        ("conv1_conv", 64, (32, 32)),
+        ("conv2_pool_conv", 128, (32, 32)),
+        ("conv2_block1_1_conv", 128, (16, 16)), ("conv2_block1_2_conv", 128, (16, 16)),
+        ("conv3_pool_conv", 256, (16, 16)),
+        ("conv4_pool_conv", 512, (8, 8)),
+        ("conv4_block1_1_conv", 512, (4, 4)), ("conv4_block1_2_conv", 512, (4, 4))]
+    assert count(model, keras.layers.Dense) == 1 and count(model, keras.layers.Add) == 2
+    assert count(model, keras.layers.MaxPooling2D) == 3
+    assert count(model, keras.layers.GlobalMaxPooling2D) == 1
+    assert model.get_layer("max_pool_scale").scale == 0.125
+    # Page's 6,573,120 (convs and dense without bias, BatchNorm scale and shift) + 10 biases
+    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    assert trainable == 6_573_130
 
 
 # ---- the course's ResNet50 -------------------------------------------------------------

@@ -473,6 +473,56 @@ def test_pad_crop_flip_shifts_each_image_on_its_own_and_repeats_with_the_seed():
     assert not np.array_equal(first[0], first[1])  # each batch gets new crops
 
 
+def test_cutout_zeroes_one_square_per_image_and_repeats_with_the_seed():
+    import tensorflow as tf
+
+    from resnet_course.augmentation import cut_out, pad_crop_flip
+
+    images = tf.ones((64, 32, 32, 3))
+    out = cut_out(images, tf.constant([5, 6]), 8).numpy()
+    zeroed = out[..., 0] == 0
+    assert (out[zeroed] == 0).all() and (out[~zeroed] == 1).all()  # all channels alike
+    assert (out == 0).all(axis=-1).sum() == zeroed.sum()
+    for mask in zeroed:
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        assert mask.sum() == len(rows) * len(cols)              # one rectangle...
+        assert 4 <= len(rows) <= 8 and 4 <= len(cols) <= 8     # ...an 8x8 square, maybe clipped
+        assert rows[-1] - rows[0] + 1 == len(rows)
+    assert (zeroed.sum(axis=(1, 2)) == 64).sum() > 10            # most squares lie inside
+    assert len({tuple(np.argwhere(mask)[0]) for mask in zeroed}) > 10  # each image its own
+    np.testing.assert_array_equal(out, cut_out(images, tf.constant([5, 6]), 8).numpy())
+    # pad_crop_flip's cutout=0 (the default) adds nothing
+    plain = pad_crop_flip(images, tf.constant([1, 2]), padding=0).numpy()
+    assert (plain == 1).all()
+
+
+def test_cutout_and_label_smoothing_train_resnet9(tiny_cifar, tmp_path, capsys):
+    out = tmp_path / "r9"
+    code, _, err = run(train, ["--dataset", tiny_cifar, "--model", "resnet9", "--epochs", "1",
+                               "--cutout", "8", "--label-smoothing", "0.2", "--train-size", "100",
+                               "--test-size", "30", "--out", out, *QUICK], capsys)
+    assert code == 0, err
+    config = metrics_of(out)["config"]
+    assert config["cutout"] == 8 and config["label_smoothing"] == 0.2
+    code, _, err = run(train, ["--out", out, "--resume", "--epochs", "2"], capsys)
+    assert code == 0, err
+    assert metrics_of(out)["epochs_completed"] == 2
+
+
+def test_train_rejects_bad_cutout_and_label_smoothing(tiny_cifar, tmp_path, capsys):
+    out = tmp_path / "run"
+    for args, message in ((["--cutout", "-1"], "--cutout must be >= 0"),
+                          (["--label-smoothing", "1"], "--label-smoothing must be in [0, 1)"),
+                          (["--cutout", "8", "--no-augment"], "--cutout is part of the CIFAR-10")):
+        line = error_line(*run(train, ["--dataset", tiny_cifar, *args, "--out", out],
+                               capsys)[::2])
+        assert message in line
+    line = error_line(*run(train, ["--dataset", "signs", "--cutout", "8", "--out", out],
+                           capsys)[::2])
+    assert "needs a CIFAR-10 data set" in line
+    assert not out.exists()
+
+
 def test_list_models(capsys):
     code, out, _ = run(train, ["--list-models"], capsys)
     assert code == 0 and "resnet110" in out and "course_resnet50" in out
