@@ -45,6 +45,10 @@ def build_parser():
     p.add_argument("--pixels", choices=("auto", "raw", "unit"), default="auto",
                    help="what the model takes: raw 0-255 or unit 0-1 pixels; auto: raw when it "
                         "has a Rescaling layer (default: auto)")
+    p.add_argument("--mirror-average", action="store_true",
+                   help="average each image's probabilities with those of its left-right mirror "
+                        "image (test-time augmentation, for models trained with random flips "
+                        "such as train.py's CIFAR-10 runs) (default: off)")
     p.add_argument("--json", action="store_true",
                    help="print one machine-readable JSON summary instead of the text report")
     return p
@@ -71,17 +75,19 @@ def evaluate_data(model, spec, args, raw_pixels, log):
             f"{len(split.class_names)}; evaluate it on the data set it was trained for.")
     inference.check_images_fit(model, split.X, split.name)
     log(f"evaluating on {split.name}: {len(split.y)} images")
-    probabilities = inference.predict_probabilities(model, split.X, args.batch_size, raw_pixels)
+    probabilities = inference.predict_probabilities(model, split.X, args.batch_size, raw_pixels,
+                                                    mirror_average=args.mirror_average)
     return {"name": split.name, **reporting.summarize(probabilities, split.y, split.class_names)}
 
 
-def classify_images(model, paths, class_names, raw_pixels):
+def classify_images(model, paths, class_names, raw_pixels, mirror_average=False):
     import numpy as np
 
     from resnet_course import inference
 
     images = np.concatenate([inference.load_image_for(model, p) for p in paths])
-    probabilities = inference.predict_probabilities(model, images, raw_pixels=raw_pixels)
+    probabilities = inference.predict_probabilities(model, images, raw_pixels=raw_pixels,
+                                                    mirror_average=mirror_average)
     results = []
     for path, p in zip(paths, probabilities):
         order = np.argsort(-p)[:len(p) if len(p) <= MAX_LISTED else TOP_K]
@@ -120,7 +126,8 @@ def evaluate(args):
                 f"files; there is no metrics.json next to {args.model} to name its data set.")
         if args.test_size is None:
             args.test_size, args.seed = config.get("test_size"), config.get("seed", 0)
-    summary = {"model": str(args.model), "pixels": "raw 0-255" if raw_pixels else "0-1"}
+    summary = {"model": str(args.model), "pixels": "raw 0-255" if raw_pixels else "0-1",
+               "mirror_average": args.mirror_average}
     if data is not None:
         summary["data"] = evaluate_data(model, data, args, raw_pixels, log)
     if images:
@@ -130,13 +137,16 @@ def evaluate(args):
             class_names = run_info["dataset"]["class_names"]
         else:
             class_names = datasets.default_class_names(inference.num_classes(model))
-        summary["images"] = classify_images(model, images, list(class_names), raw_pixels)
+        summary["images"] = classify_images(model, images, list(class_names), raw_pixels,
+                                            args.mirror_average)
 
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
         if "data" in summary:
-            print(f"{summary['data']['name']} ({summary['pixels']} pixels into the model)")
+            mirrored = ", averaged with mirror images" if args.mirror_average else ""
+            print(f"{summary['data']['name']} ({summary['pixels']} pixels into the model"
+                  f"{mirrored})")
             print(reporting.format_summary(summary["data"]))
         if "images" in summary:
             print(format_images(summary["images"]))

@@ -74,10 +74,12 @@ def check_images_fit(model, X, what):
         )
 
 
-def predict_probabilities(model, X, batch_size=64, raw_pixels=None):
+def predict_probabilities(model, X, batch_size=64, raw_pixels=None, mirror_average=False):
     """Class probabilities (m, classes) for uint8 images X (m, h, w, 3).
 
     ``raw_pixels``: None to ask ``takes_raw_pixels``; False divides by 255 first.
+    ``mirror_average``: the mean of the probabilities of each image and of its left-right
+    mirror image (test-time augmentation for models trained with random flips).
     """
     if raw_pixels is None:
         raw_pixels = takes_raw_pixels(model)
@@ -88,7 +90,11 @@ def predict_probabilities(model, X, batch_size=64, raw_pixels=None):
     batches = (tf.data.Dataset.from_tensor_slices(np.asarray(X))
                .batch(batch_size)
                .map(lambda x: tf.cast(x, tf.float32) * scale))
-    return np.asarray(model.predict(batches, verbose=0))
+    probabilities = np.asarray(model.predict(batches, verbose=0))
+    if mirror_average:
+        mirrored = batches.map(lambda x: tf.reverse(x, axis=[2]))
+        probabilities = (probabilities + np.asarray(model.predict(mirrored, verbose=0))) / 2
+    return probabilities
 
 
 def load_image_for(model, path):

@@ -228,7 +228,25 @@ def test_cifar_residual_and_plain_nets(model, val_split, tiny_cifar, tmp_path, c
     code, out_text, _ = run(evaluate, [out / "model.keras", "--data", tiny_cifar, "--json"],
                             capsys)
     assert code == 0
-    assert json.loads(out_text)["data"]["images"] == 60
+    summary = json.loads(out_text)
+    assert summary["data"]["images"] == 60 and summary["mirror_average"] is False
+    code, out_text, _ = run(evaluate, [out / "model.keras", "--data", tiny_cifar,
+                                       "--mirror-average"], capsys)
+    assert code == 0 and "averaged with mirror images" in out_text
+
+
+def test_mirror_average_is_the_mean_over_each_image_and_its_mirror():
+    from resnet_course import inference
+
+    model = keras.Sequential([keras.Input((4, 4, 3)), keras.layers.Flatten(),
+                              keras.layers.Dense(3, activation="softmax")])
+    X = np.random.default_rng(0).integers(0, 256, (5, 4, 4, 3)).astype(np.uint8)
+    plain = inference.predict_probabilities(model, X, 2, raw_pixels=False)
+    mirrored = inference.predict_probabilities(model, X[:, :, ::-1], 2, raw_pixels=False)
+    assert not np.allclose(plain, mirrored)  # the model is not mirror-symmetric
+    np.testing.assert_allclose(
+        inference.predict_probabilities(model, X, 2, raw_pixels=False, mirror_average=True),
+        (plain + mirrored) / 2, rtol=1e-6)
 
 
 def test_bfloat16_run_resumes_and_saves_a_plain_float32_model(tiny_cifar, tmp_path, capsys,
