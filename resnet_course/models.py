@@ -374,7 +374,13 @@ def describe(name):
     key, plain = _resolve(name)
     v = VARIANTS[key]
     out = "x4 out" if v.block == "bottleneck" else "out = width"
-    skip = "no shortcuts" if plain else f"{v.style.shortcut} shortcuts"
+    if plain:
+        skip = "no shortcuts"
+    elif v.style.downsample == "conv_pool":  # its blocks never reshape: identity shortcuts
+        skip = (f"stem {v.stem_width}, each stage opens with conv + max-pool, identity "
+                f"shortcuts")
+    else:
+        skip = f"{v.style.shortcut} shortcuts"
     shape = "x".join(map(str, v.style.input_shape))
     return (f"{_plain_name(key) if plain else key:<16} {v.style.label}; {v.block} blocks "
             f"{'-'.join(map(str, v.blocks))}, widths {'-'.join(map(str, v.widths))} "

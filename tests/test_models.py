@@ -157,6 +157,7 @@ def test_resnet9_is_pages_network():
     # Page's 6,573,120 (convs and dense without bias, BatchNorm scale and shift) + 10 biases
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
     assert trainable == 6_573_130
+    assert "conv + max-pool, identity shortcuts" in models.describe("resnet9")
 
 
 # ---- the course's ResNet50 -------------------------------------------------------------
