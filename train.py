@@ -57,7 +57,8 @@ def build_parser():
                         f"{recipe_default('warmup_epochs')})")
     p.add_argument("--weight-decay", type=float, metavar="WD",
                    help="L2 weight decay on conv and dense kernels, 0 for none (default: "
-                        "signs: the model's own, 1e-4 for resnet20..110 and their plain twins, "
+                        "signs: the model's own, 1e-4 for resnet20..110, 5e-4 for resnet9 (and "
+                        "their plain twins), "
                         "0 otherwise / cifar10: 5e-4)")
     p.add_argument("--augment", action=cli.argparse.BooleanOptionalAction,
                    help="random augmentation of the training images: for CIFAR-10 pad 4 + "

@@ -10,6 +10,9 @@ a group of networks) plus its stages: blocks per stage and block widths, d2l-sty
 - CIFAR style, ``resnet20`` ... ``resnet110`` (He et al. 2015, sec. 4.2): 3x3 stem with
   16 filters, three stages of n basic blocks at 16/32/64 filters, option A shortcuts
   (parameter-free: subsample and zero-pad channels), He-normal init, weight decay 1e-4.
+- ResNet-9, ``resnet9`` (D. Page, "How to train your ResNet", 2018): prep conv 64, then
+  stages of 128, 256 and 512 filters, each opened by conv, BN, ReLU and a 2x2 max-pool,
+  the first and last followed by one identity basic block; global max-pool head.
 - Course style, ``course_resnet50``: ``resnet_course.reference.ResNet50`` rebuilt by this
   builder (no padding before the max-pool, AveragePooling2D(2) + Flatten head, the
   course's seeded initializers): same layers in the same order, so the two models'
@@ -22,7 +25,7 @@ Layer names follow keras.applications: ``conv2_block1_1_conv`` is the first conv
 first block of stage conv2; ``_0_conv``/``_0_bn``/``_0_pad`` are the shortcut's layers.
 """
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Callable
 
@@ -86,7 +89,8 @@ class Style:
     stem: Callable              # stem(x, make, filters) -> x
     head: Callable              # head(x, make, classes) -> x
     first_stride: int           # stride of the first stage (later stages use 2)
-    shortcut: str               # "projection" (1x1 conv + BN) or "zero_pad" (option A)
+    shortcut: str               # "projection" (1x1 conv + BN), "zero_pad" (option A), or
+                                # "identity" (a style whose blocks never reshape)
     use_bias: bool
     bn_epsilon: float
     weight_decay: float         # default for build_model(weight_decay=None)
@@ -185,14 +189,10 @@ COURSE = Style(
 # D. Page's ResNet-9 ("How to train your ResNet", 2018; the DAWNBench CIFAR-10 entry):
 # few, wide layers, which suit short schedules and use a CPU's cores better than the
 # 16-channel convs of ResNet-20.
-RESNET9 = Style(
-    label="ResNet-9 (Page 2018, DAWNBench)",
-    input_shape=(32, 32, 3), min_input_size=8,
-    stem=cifar_stem, head=global_max_pool_head, first_stride=1,
+RESNET9 = replace(
+    CIFAR, label="ResNet-9 (Page 2018, DAWNBench)", head=global_max_pool_head,
     # Its blocks keep their input's shape, so no shortcut ever needs to reshape.
-    shortcut="projection", use_bias=False, bn_epsilon=1e-5, weight_decay=5e-4,
-    initializers=dict.fromkeys(("stem", "first_block", "other_block", "dense"), HeNormal),
-    downsample="conv_pool",
+    shortcut="identity", bn_epsilon=1e-5, weight_decay=5e-4, downsample="conv_pool",
 )
 
 IMAGENET_WIDTHS = (64, 128, 256, 512)
@@ -374,13 +374,9 @@ def describe(name):
     key, plain = _resolve(name)
     v = VARIANTS[key]
     out = "x4 out" if v.block == "bottleneck" else "out = width"
-    if plain:
-        skip = "no shortcuts"
-    elif v.style.downsample == "conv_pool":  # its blocks never reshape: identity shortcuts
-        skip = (f"stem {v.stem_width}, each stage opens with conv + max-pool, identity "
-                f"shortcuts")
-    else:
-        skip = f"{v.style.shortcut} shortcuts"
+    skip = "no shortcuts" if plain else f"{v.style.shortcut} shortcuts"
+    if v.style.downsample == "conv_pool":
+        skip = f"stem {v.stem_width}, each stage opens with conv + max-pool, {skip}"
     shape = "x".join(map(str, v.style.input_shape))
     return (f"{_plain_name(key) if plain else key:<16} {v.style.label}; {v.block} blocks "
             f"{'-'.join(map(str, v.blocks))}, widths {'-'.join(map(str, v.widths))} "
@@ -398,7 +394,7 @@ def build_model(name, input_shape, classes, plain=False, weight_decay=None, seed
     plain -- drop every shortcut and Add (the degradation experiment's baseline)
     weight_decay -- L2 weight decay on conv and dense kernels (gradient term
                     weight_decay * w); None: the style's default, 1e-4 for the CIFAR
-                    nets, none otherwise; 0 disables it
+                    nets, 5e-4 for resnet9, none otherwise; 0 disables it
     seed -- int: reproducible initial weights (each layer gets seed + its index);
             None: random, except course_resnet50, which then uses the course's seed 0
     conv_bias -- None: the style's convention (biases in the ImageNet and course nets,
