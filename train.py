@@ -58,8 +58,7 @@ def build_parser():
     p.add_argument("--weight-decay", type=float, metavar="WD",
                    help="L2 weight decay on conv and dense kernels, 0 for none (default: "
                         "signs: the model's own, 1e-4 for resnet20..110, 5e-4 for resnet9 (and "
-                        "their plain twins), "
-                        "0 otherwise / cifar10: 5e-4)")
+                        "their plain twins), 0 otherwise / cifar10: 5e-4)")
     p.add_argument("--augment", action=cli.argparse.BooleanOptionalAction,
                    help="random augmentation of the training images: for CIFAR-10 pad 4 + "
                         "random 32x32 crop + horizontal flip, for SIGNS the notebook's "
@@ -70,7 +69,8 @@ def build_parser():
                         "usual) (default: 0, none)")
     p.add_argument("--label-smoothing", type=float, metavar="EPS",
                    help="train towards targets (1 - EPS) one-hot + EPS uniform, e.g. 0.1; "
-                        "the per-epoch losses include it, the final test loss does not (default: 0)")
+                        "the per-epoch losses include it, the final test loss does not "
+                        "(default: 0)")
     p.add_argument("--train-size", type=int, metavar="N",
                    help="train on a stratified, seeded subset of N images (default: all)")
     p.add_argument("--test-size", type=int, metavar="N",

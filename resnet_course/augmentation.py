@@ -2,9 +2,10 @@
 and optionally cutout.
 
 The recipe of He et al. (2015, sec. 4.2); cutout (DeVries & Taylor, 2017) zeroes one
-random square of each image, centred anywhere in it (so near an edge it is clipped).  Every image of a batch gets its own crop and
-flip (``keras.layers.RandomCrop`` draws one offset per batch), from stateless random ops
-seeded by (seed, batch number), so a pipeline with the same seed repeats exactly.
+random square of each image, centred anywhere in it (so near an edge it is clipped).
+Every image of a batch gets its own crop, flip and square (``keras.layers.RandomCrop``
+draws one offset per batch), from stateless random ops seeded by (seed, batch number),
+so a pipeline with the same seed repeats exactly.
 """
 import tensorflow as tf
 
