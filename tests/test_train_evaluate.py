@@ -525,6 +525,27 @@ def test_cutout_and_label_smoothing_train_resnet9(tiny_cifar, tmp_path, capsys):
     code, _, err = run(train, ["--out", out, "--resume", "--epochs", "2"], capsys)
     assert code == 0, err
     assert metrics_of(out)["epochs_completed"] == 2
+    # the checkpoint a resumed run continues from still trains with the smoothed loss
+    from resnet_course import inference, trainer
+    _, checkpoint = trainer.read_checkpoint(out)
+    loss = inference.load_model_file(checkpoint, compile=True).loss
+    assert loss.get_config()["label_smoothing"] == pytest.approx(0.2)
+
+
+def test_training_pipeline_cuts_out_squares_of_the_same_crops():
+    from resnet_course import trainer
+    X = np.full((32, 32, 32, 3), 200, dtype=np.uint8)  # no black pixel before augmenting
+    y = np.arange(32) % 10
+
+    def first_batch(cutout):
+        config = trainer.resolve_config({"dataset": "cifar10", "cutout": cutout,
+                                         "batch_size": 32, "out": "unused"})
+        images, _ = next(iter(trainer.train_pipeline(X, y, 10, config, "cifar10", seed=0)))
+        return images.numpy()
+
+    plain, cut = first_batch(0), first_batch(8)
+    assert (cut == 0).sum() > (plain == 0).sum()        # the squares come on top of the crops
+    np.testing.assert_array_equal(cut[cut != 0], plain[cut != 0])
 
 
 def test_train_rejects_bad_cutout_and_label_smoothing(tiny_cifar, tmp_path, capsys):
