@@ -14,12 +14,10 @@ Options left out take the data set's recipe (shown as "signs: ... / cifar10: ...
 import sys
 
 from resnet_course import cli, tf_environment
+from resnet_course.architectures import MODEL_NAMES, PLAIN_MODEL_NAMES
+from resnet_course.recipes import OPTIMIZERS, PRECISIONS, RECIPES, SCHEDULES
 
 tf_environment.apply_defaults()  # before TensorFlow loads (oneDNN kernels on every x86 CPU)
-tf_environment.import_tensorflow_quietly()  # without its start-up notice
-
-from resnet_course.models import MODEL_NAMES, PLAIN_MODEL_NAMES  # noqa: E402
-from resnet_course.trainer import OPTIMIZERS, PRECISIONS, RECIPES, SCHEDULES  # noqa: E402
 
 PROG = "train.py"
 
@@ -99,7 +97,8 @@ def build_parser():
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(argv)  # --help and bad options exit here, without TF
+    tf_environment.import_tensorflow_quietly()  # without its start-up notice
     if args.list_models:
         from resnet_course.models import describe
         print("\n".join(describe(name) for name in MODEL_NAMES))

@@ -1,7 +1,8 @@
 """The ResNet family as data: one builder, every variant a row of a table.
 
 A variant is a *style* (stem, head, shortcut kind and the layer conventions shared by
-a group of networks) plus its stages: blocks per stage and block widths, d2l-style.
+a group of networks, ``STYLES`` here) plus its stages: blocks per stage and block widths,
+d2l-style (the table, ``resnet_course.architectures.VARIANTS``, is free of Keras).
 
 - ImageNet style, ``resnet18`` ... ``resnet152``: the stem, head, layer names and
   conventions of ``keras.applications.ResNet50`` (v1: stride on the first 1x1 conv of a
@@ -33,9 +34,9 @@ import keras
 from keras import layers, ops
 from keras.initializers import GlorotUniform, HeNormal, RandomUniform
 
+from resnet_course.architectures import (  # noqa: F401 (MODEL_NAMES: part of this API)
+    BOTTLENECK_EXPANSION, MODEL_NAMES, PLAIN_MODEL_NAMES, VARIANTS, plain_name, resolve)
 from resnet_course.fused import FusedBatchNormalization, MatMulConv2D
-
-BOTTLENECK_EXPANSION = 4  # a bottleneck block outputs 4x its width (ResNet-50/101/152)
 
 
 # --------------------------------------------------------------------------------------
@@ -76,7 +77,7 @@ class ZeroPadShortcut(layers.Layer):
 
 
 # --------------------------------------------------------------------------------------
-# Styles and variants: the data.
+# Styles: the data (the variants are rows of resnet_course.architectures.VARIANTS).
 # --------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -107,18 +108,6 @@ class Style:
     # "conv_pool", it opens with a 3x3 conv to its width, BN, ReLU and a 2x2 max-pool,
     # and its blocks (maybe none) keep the shape (ResNet-9).
     downsample: str = "block"
-
-
-@dataclass(frozen=True)
-class Variant:
-    style: Style
-    block: str                  # "basic" (two 3x3 convs) or "bottleneck" (1x1, 3x3, 1x1)
-    blocks: tuple               # blocks per stage
-    widths: tuple               # filters of each stage's 3x3 convs
-    stem_width: int | None = None   # filters of the stem; None: the first stage's width
-
-    def out_channels(self, width):
-        return width * BOTTLENECK_EXPANSION if self.block == "bottleneck" else width
 
 
 # ---- stems and heads ------------------------------------------------------------------
@@ -195,33 +184,8 @@ RESNET9 = replace(
     shortcut="identity", bn_epsilon=1e-5, weight_decay=5e-4, downsample="conv_pool",
 )
 
-IMAGENET_WIDTHS = (64, 128, 256, 512)
-CIFAR_WIDTHS = (16, 32, 64)
-
-VARIANTS = {
-    "resnet18": Variant(IMAGENET, "basic", (2, 2, 2, 2), IMAGENET_WIDTHS),
-    "resnet34": Variant(IMAGENET, "basic", (3, 4, 6, 3), IMAGENET_WIDTHS),
-    "resnet50": Variant(IMAGENET, "bottleneck", (3, 4, 6, 3), IMAGENET_WIDTHS),
-    "resnet101": Variant(IMAGENET, "bottleneck", (3, 4, 23, 3), IMAGENET_WIDTHS),
-    "resnet152": Variant(IMAGENET, "bottleneck", (3, 8, 36, 3), IMAGENET_WIDTHS),
-    # depth 6n + 2
-    "resnet20": Variant(CIFAR, "basic", (3, 3, 3), CIFAR_WIDTHS),
-    "resnet32": Variant(CIFAR, "basic", (5, 5, 5), CIFAR_WIDTHS),
-    "resnet44": Variant(CIFAR, "basic", (7, 7, 7), CIFAR_WIDTHS),
-    "resnet56": Variant(CIFAR, "basic", (9, 9, 9), CIFAR_WIDTHS),
-    "resnet110": Variant(CIFAR, "basic", (18, 18, 18), CIFAR_WIDTHS),
-    # prep conv 64; stages 128 (+1 block), 256, 512 (+1 block): 8 convs + the dense
-    "resnet9": Variant(RESNET9, "basic", (1, 0, 1), (128, 256, 512), stem_width=64),
-    "course_resnet50": Variant(COURSE, "bottleneck", (3, 4, 6, 3), IMAGENET_WIDTHS),
-}
-
-
-def _plain_name(name):
-    return name.replace("resnet", "plain")  # resnet50 -> plain50, course_plain50
-
-
-MODEL_NAMES = tuple(VARIANTS)
-PLAIN_MODEL_NAMES = tuple(_plain_name(name) for name in VARIANTS)
+# The style keys of resnet_course.architectures.VARIANTS.
+STYLES = {"imagenet": IMAGENET, "cifar": CIFAR, "resnet9": RESNET9, "course": COURSE}
 
 
 # --------------------------------------------------------------------------------------
@@ -322,10 +286,10 @@ def residual_block(x, make, variant, width, stride, first_in_stage, plain, name)
         y = main_path(x, make, width, stride, role, name)
     else:
         reshapes = stride != 1 or x.shape[-1] != channels
-        kind = variant.style.shortcut if reshapes else "identity"
+        kind = make.style.shortcut if reshapes else "identity"
         s = shortcut(x, make, kind, channels, stride, role, name)
         y = main_path(x, make, width, stride, role, name)
-        operands = [s, y] if variant.style.add_shortcut_first else [y, s]
+        operands = [s, y] if make.style.add_shortcut_first else [y, s]
         y = layers.Add(name=f"{name}_add")(operands)
     return layers.Activation("relu", name=f"{name}_out")(y)
 
@@ -340,7 +304,7 @@ def conv_pool(x, make, width, name):
 def stage(x, make, variant, width, blocks, stride, plain, name):
     """``blocks`` blocks; the first one carries the stride and the change of width
     (unless the style opens the stage with ``conv_pool``, which does both)."""
-    if variant.style.downsample == "conv_pool":
+    if make.style.downsample == "conv_pool":
         x, stride = conv_pool(x, make, width, name), 1
     for i in range(blocks):
         x = residual_block(x, make, variant, width, stride if i == 0 else 1,
@@ -352,33 +316,22 @@ def stage(x, make, variant, width, blocks, stride, plain, name):
 # Public API.
 # --------------------------------------------------------------------------------------
 
-def _resolve(name):
-    """-> (variant key, is plain); ValueError listing the valid names otherwise."""
-    if name in VARIANTS:
-        return name, False
-    if name in PLAIN_MODEL_NAMES:
-        return MODEL_NAMES[PLAIN_MODEL_NAMES.index(name)], True
-    raise ValueError(
-        f"Unknown model name {name!r}. Valid names: {', '.join(MODEL_NAMES)}; "
-        f"plain (no shortcut) nets: {', '.join(PLAIN_MODEL_NAMES)}."
-    )
-
-
 def default_input_shape(name):
     """The input shape a variant is designed for, e.g. (224, 224, 3) for resnet50."""
-    return VARIANTS[_resolve(name)[0]].style.input_shape
+    return STYLES[VARIANTS[resolve(name)[0]].style].input_shape
 
 
 def describe(name):
     """One human-readable table row, e.g. for --help or the README."""
-    key, plain = _resolve(name)
+    key, plain = resolve(name)
     v = VARIANTS[key]
+    style = STYLES[v.style]
     out = "x4 out" if v.block == "bottleneck" else "out = width"
-    skip = "no shortcuts" if plain else f"{v.style.shortcut} shortcuts"
-    if v.style.downsample == "conv_pool":
+    skip = "no shortcuts" if plain else f"{style.shortcut} shortcuts"
+    if style.downsample == "conv_pool":
         skip = f"stem {v.stem_width}, each stage opens with conv + max-pool, {skip}"
-    shape = "x".join(map(str, v.style.input_shape))
-    return (f"{_plain_name(key) if plain else key:<16} {v.style.label}; {v.block} blocks "
+    shape = "x".join(map(str, style.input_shape))
+    return (f"{plain_name(key) if plain else key:<16} {style.label}; {v.block} blocks "
             f"{'-'.join(map(str, v.blocks))}, widths {'-'.join(map(str, v.widths))} "
             f"({out}), {skip}, input {shape}")
 
@@ -406,10 +359,10 @@ def build_model(name, input_shape, classes, plain=False, weight_decay=None, seed
     matmul_pointwise -- resnet_course.fused.MatMulConv2D for the 1x1 convolutions: the
                  same math and weights as one matrix product (faster on oneDNN CPUs)
     """
-    key, plain_name = _resolve(name)
-    plain = plain or plain_name
+    key, named_plain = resolve(name)
+    plain = plain or named_plain
     variant = VARIANTS[key]
-    style = variant.style
+    style = STYLES[variant.style]
     input_shape = tuple(input_shape)
     if len(input_shape) != 3 or min(input_shape[:2]) < style.min_input_size:
         raise ValueError(
@@ -429,7 +382,7 @@ def build_model(name, input_shape, classes, plain=False, weight_decay=None, seed
         stride = style.first_stride if i == 0 else 2
         x = stage(x, make, variant, width, blocks, stride, plain, name=f"conv{i + 2}")
     outputs = style.head(x, make, classes)
-    return keras.Model(inputs, outputs, name=_plain_name(key) if plain else key)
+    return keras.Model(inputs, outputs, name=plain_name(key) if plain else key)
 
 
 build_resnet = build_model  # the name docs/DESIGN.md uses

@@ -43,15 +43,9 @@ from resnet_course.atomic import atomic_output, write_json
 from resnet_course.augmentation import with_pad_crop_flip
 from resnet_course.fused import FUSED_OPTIMIZERS, portable_model
 from resnet_course.machine import has_native_bfloat16, machine_info
+from resnet_course.recipes import DEFAULT_DATASET, OPTIMIZERS, PRECISIONS, RECIPES, SCHEDULES
 from resnet_course.sampling import stratified_indices
 
-DEFAULT_DATASET = "signs"
-SCHEDULES = ("cosine", "onecycle", "step", "constant")
-OPTIMIZERS = ("sgd", "adam")
-# float32, or bfloat16 activations and float32 weights (Keras's "mixed_bfloat16" policy):
-# 1.3-1.4x faster on a CPU with AVX512_BF16, same SIGNS accuracy over five seeds (README,
-# "Measured results"); not the default because CPUs without bf16 units emulate it, slowly.
-PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
 SGD_MOMENTUM = 0.9
 ONECYCLE_START_DIVISOR = 25      # one-cycle starts at lr / 25 ...
 ONECYCLE_RISE_FRACTION = 0.3     # ... reaches lr after 30% of the steps ...
@@ -69,31 +63,6 @@ RUN_FILES = ("model.keras", "metrics.json", "curves.png", "confusion_matrix.png"
 
 class TrainError(ValueError):
     """A problem the user can fix (bad option, missing data, damaged checkpoint, ...)."""
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """Per-data-set defaults of the options the user leaves out."""
-    model: str
-    epochs: int
-    batch_size: int
-    lr: float
-    optimizer: str
-    schedule: str
-    warmup_epochs: int = 1
-    augment: bool = True
-    weight_decay: float | None = None   # None: the model's own (models.build_model)
-
-
-RECIPES = {
-    # bench/signs_recipe.py's defaults: Adam 1e-3, cosine with one warm-up epoch
-    "signs": Recipe("course_resnet50", epochs=12, batch_size=32, lr=1e-3, optimizer="adam",
-                    schedule="cosine"),
-    # bench/cifar10.md's 10-minute recipe (84.0 % in bfloat16): He et al.'s SGD with
-    # momentum 0.9 and batch 128, for a short budget: one-cycle to 0.2, weight decay 5e-4
-    "cifar10": Recipe("resnet20", epochs=11, batch_size=128, lr=0.2, optimizer="sgd",
-                      schedule="onecycle", weight_decay=5e-4),
-}
 
 
 @dataclass(frozen=True)
@@ -140,11 +109,9 @@ def resolve_config(options):
     values["dataset"] = dataset
     if values["out"] is None:
         values["out"] = str(Path("runs") / f"{Path(dataset).stem}-{values['model']}")
-    values["val_split"] = values["val_split"] or 0.0
-    values["seed"] = values["seed"] or 0
-    values["precision"] = values["precision"] or "float32"
-    values["cutout"] = values["cutout"] or 0
-    values["label_smoothing"] = values["label_smoothing"] or 0.0
+    for f in dataclasses.fields(TrainConfig):
+        if values[f.name] is None and f.default is not dataclasses.MISSING:
+            values[f.name] = f.default
     config = TrainConfig(**values)
     check_config(config)
     return config

@@ -58,6 +58,7 @@ def test_names():
                            "resnet9", "course_resnet50")
     assert "plain20" in PLAIN_MODEL_NAMES and "plain50" in PLAIN_MODEL_NAMES
     assert "course_plain50" in PLAIN_MODEL_NAMES
+    assert {variant.style for variant in models.VARIANTS.values()} == set(models.STYLES)
     for name in MODEL_NAMES + PLAIN_MODEL_NAMES:
         row = models.describe(name)
         assert row.startswith(name) and "blocks" in row
@@ -186,7 +187,7 @@ def test_course_variant_is_the_reference_resnet50(tmp_path):
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_plain_twin_drops_only_shortcuts_and_adds(name):
     residual = small_model(name)
-    plain = small_model(models._plain_name(name))
+    plain = small_model(models.plain_name(name))
     assert count(residual, keras.layers.Add) > 0
     assert count(plain, keras.layers.Add) == 0
     assert count(plain, models.ZeroPadShortcut) == 0

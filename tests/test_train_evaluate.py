@@ -102,6 +102,19 @@ def test_help_documents_every_option_with_its_default(capsys):
             assert "default" in action.help, action.dest
 
 
+@pytest.mark.parametrize("script", ["train.py", "evaluate.py"])
+def test_help_and_bad_options_answer_without_loading_tensorflow(script):
+    """Loading TensorFlow takes seconds; --help and a usage error need none of it."""
+    probe = (f"import sys, runpy; sys.argv = [{script!r}, *sys.argv[1:]]\n"
+             "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n"
+             "except SystemExit:\n    pass\n"
+             "print('LOADED' if {'tensorflow', 'keras'} & set(sys.modules) else 'NOT LOADED')")
+    for arguments in (["--help"], ["--no-such-option"]):
+        result = subprocess.run([sys.executable, "-c", probe, *arguments], capture_output=True,
+                                text=True, cwd=ROOT, timeout=120)
+        assert result.stdout.splitlines()[-1] == "NOT LOADED", (arguments, result.stderr)
+
+
 # ---- SIGNS: train, resume, evaluate --------------------------------------------------------
 
 @pytest.fixture(scope="module")
