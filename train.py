@@ -23,7 +23,7 @@ PROG = "train.py"
 
 
 def recipe_default(field):
-    return " / ".join(f"{name}: {getattr(recipe, field)}" for name, recipe in RECIPES.items())
+    return " / ".join(f"{name}: {recipe[field]}" for name, recipe in RECIPES.items())
 
 
 def build_parser():

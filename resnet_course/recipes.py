@@ -1,7 +1,5 @@
 """train.py's choices and each data set's default recipe: plain data, free of Keras, so
 that train.py --help shows them without loading TensorFlow."""
-from dataclasses import dataclass
-
 DEFAULT_DATASET = "signs"
 SCHEDULES = ("cosine", "onecycle", "step", "constant")
 OPTIMIZERS = ("sgd", "adam")
@@ -11,29 +9,21 @@ OPTIMIZERS = ("sgd", "adam")
 PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
 
 
-@dataclass(frozen=True)
-class Recipe:
-    """Per-data-set defaults of the options the user leaves out."""
-    model: str
-    epochs: int
-    batch_size: int
-    lr: float
-    optimizer: str
-    schedule: str
-    warmup_epochs: int = 1
-    augment: bool = True
-    weight_decay: float | None = None   # None: the model's own (models.build_model)
-    val_split: float = 0.0              # 0: the per-epoch validation is the test split
-    seed: int = 0
-
-
+# Defaults of the options the user leaves out: what every data set's recipe shares ...
+SHARED_DEFAULTS = {
+    "warmup_epochs": 1,
+    "augment": True,
+    "weight_decay": None,   # None: the model's own (models.build_model)
+    "val_split": 0.0,       # 0: the per-epoch validation is the test split
+    "seed": 0,
+}
+# ... and what each sets itself.
 RECIPES = {
     # bench/signs_recipe.py's defaults: Adam 1e-3, cosine with one warm-up epoch
-    "signs": Recipe("course_resnet50", epochs=12, batch_size=32, lr=1e-3, optimizer="adam",
-                    schedule="cosine"),
+    "signs": {**SHARED_DEFAULTS, "model": "course_resnet50", "epochs": 12, "batch_size": 32,
+              "lr": 1e-3, "optimizer": "adam", "schedule": "cosine"},
     # bench/cifar10.md's 10-minute recipe (84.0 % in bfloat16): He et al.'s SGD with
     # momentum 0.9 and batch 128, for a short budget: one-cycle to 0.2, weight decay 5e-4
-    "cifar10": Recipe("resnet20", epochs=11, batch_size=128, lr=0.2, optimizer="sgd",
-                      schedule="onecycle", weight_decay=5e-4),
+    "cifar10": {**SHARED_DEFAULTS, "model": "resnet20", "epochs": 11, "batch_size": 128,
+                "lr": 0.2, "optimizer": "sgd", "schedule": "onecycle", "weight_decay": 5e-4},
 }
-

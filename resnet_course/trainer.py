@@ -103,7 +103,7 @@ def resolve_config(options):
         family = datasets.family_of(dataset)
     except datasets.DATA_ERRORS as err:
         raise TrainError(str(err)) from None
-    recipe = dataclasses.asdict(RECIPES[family])
+    recipe = RECIPES[family]
     values = {key: (recipe[key] if options.get(key) is None and key in recipe else options.get(key))
               for key in (f.name for f in dataclasses.fields(TrainConfig))}
     values["dataset"] = dataset
