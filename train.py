@@ -15,7 +15,7 @@ import sys
 
 from resnet_course import cli, tf_environment
 from resnet_course.architectures import MODEL_NAMES, PLAIN_MODEL_NAMES
-from resnet_course.recipes import OPTIMIZERS, PRECISIONS, RECIPES, SCHEDULES
+from resnet_course.recipes import DEFAULT_DATASET, OPTIMIZERS, PRECISIONS, RECIPES, SCHEDULES
 
 tf_environment.apply_defaults()  # before TensorFlow loads (oneDNN kernels on every x86 CPU)
 
@@ -32,7 +32,7 @@ def build_parser():
     p.add_argument("--dataset", metavar="NAME|PATH",
                    help="signs, cifar10, a folder with train_signs.h5 + test_signs.h5, or a "
                         "CIFAR-10 source (cifar-10-python.tar.gz, the image zip, or a folder "
-                        "of either) (default: signs)")
+                        f"of either) (default: {DEFAULT_DATASET})")
     p.add_argument("--model", metavar="NAME",
                    help=f"one of {', '.join(MODEL_NAMES)}, or a plain (no-shortcut) twin: "
                         f"{', '.join(PLAIN_MODEL_NAMES)} (default: {recipe_default('model')})")

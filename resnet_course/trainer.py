@@ -104,14 +104,16 @@ def resolve_config(options):
     except datasets.DATA_ERRORS as err:
         raise TrainError(str(err)) from None
     recipe = RECIPES[family]
-    values = {key: (recipe[key] if options.get(key) is None and key in recipe else options.get(key))
-              for key in (f.name for f in dataclasses.fields(TrainConfig))}
+
+    def default(field):  # the recipe's value, else TrainConfig's own default, else None
+        return recipe.get(field.name, None if field.default is dataclasses.MISSING
+                          else field.default)
+
+    values = {f.name: default(f) if options.get(f.name) is None else options[f.name]
+              for f in dataclasses.fields(TrainConfig)}
     values["dataset"] = dataset
     if values["out"] is None:
         values["out"] = str(Path("runs") / f"{Path(dataset).stem}-{values['model']}")
-    for f in dataclasses.fields(TrainConfig):
-        if values[f.name] is None and f.default is not dataclasses.MISSING:
-            values[f.name] = f.default
     config = TrainConfig(**values)
     check_config(config)
     return config
