@@ -7,9 +7,11 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: setup data demo test release expected figures bench clean
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	# The project itself, editable: resnet_course and the learner modules import from anywhere.
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 setup: $(STAMP)
