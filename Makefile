@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.requirements-installed
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup data demo test release expected figures bench clean
+.PHONY: setup system-packages data demo test release expected figures bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +15,17 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+# Debian packages the tests need: bubblewrap (the grader's sandbox) and chromium (the browser test).
+# Installed only where missing (apt-get needs root, as on CI and the project's machines).
+SYSTEM_PACKAGES := bwrap:bubblewrap chromium:chromium
+system-packages:
+	@missing=""; for entry in $(SYSTEM_PACKAGES); do \
+	  command -v $${entry%%:*} >/dev/null 2>&1 || missing="$$missing $${entry#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
 
 # Builds datasets/{train,test}_signs.h5 and images/my_image.jpg; a no-op when they are up to date.
 data: setup
@@ -31,7 +42,7 @@ demo: data outputs/ResNet50.html
 outputs/ResNet50.html: $(STAMP) $(DEMO_INPUTS)
 	$(PY) -m resnet_course.demo
 
-test: data
+test: data system-packages
 	$(PY) -m pytest
 
 # Regenerates the learner release ResNet50.ipynb from the nbgrader source notebook.
