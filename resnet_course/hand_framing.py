@@ -9,6 +9,7 @@ leaves the photo), so the model sees the hand at the size it was trained on.
 numpy and Pillow only: the learner's `load_my_image` uses the same code.
 """
 import numpy as np
+from PIL import Image
 
 # Fraction of the shorter side that makes up the border ring whose colour is the background's.
 BORDER = 0.04
@@ -117,3 +118,10 @@ def frame_hand(image):
     canvas[src_top - top:src_bottom - top, src_left - left:src_right - left] = \
         image[src_top:src_bottom, src_left:src_right]
     return canvas
+
+
+def model_view(image, size=64):
+    """What the model sees of a photo: frame_hand, then resized to size x size with antialiasing
+    (Lanczos, the filter the SIGNS files were built with). uint8 (size, size, 3)."""
+    crop = frame_hand(np.asarray(image, dtype=np.uint8))
+    return np.asarray(Image.fromarray(crop).resize((size, size), Image.LANCZOS), dtype=np.uint8)

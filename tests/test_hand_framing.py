@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from synthetic_photos import BACKGROUNDS, SKIN_TONES, photo
 
-from resnet_course.hand_framing import MARGIN, frame_hand, hand_box
+from resnet_course.hand_framing import MARGIN, frame_hand, hand_box, model_view
 
 
 @pytest.mark.parametrize("skin", SKIN_TONES)
@@ -62,3 +62,12 @@ def test_a_photo_without_a_hand_gives_its_centred_square():
     framed = frame_hand(image)
     assert framed.shape == (120, 120, 3)
     np.testing.assert_array_equal(framed, image[:, 40:160])
+
+
+def test_model_view_is_the_framed_hand_at_the_model_size():
+    image = photo(480, 640, BACKGROUNDS["white"], SKIN_TONES["medium"], centre=(300, 500), radii=(60, 45),
+                  forearm=False)
+    view = model_view(image, size=64)
+    assert view.shape == (64, 64, 3) and view.dtype == np.uint8
+    top, left, bottom, right = hand_box(view)
+    assert bottom - top == pytest.approx(64 / (1 + 2 * MARGIN), abs=3)  # the hand's height fills the frame
