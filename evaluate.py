@@ -163,10 +163,9 @@ def main(argv=None):
                         cli.EXIT_USAGE)
 
     tf_environment.import_tensorflow_quietly()  # without its start-up notice
-    import resnets_utils
     from resnet_course import datasets, inference
 
-    errors = (inference.ModelFileError, resnets_utils.ImageError, *datasets.DATA_ERRORS, OSError)
+    errors = (inference.ModelFileError, inference.ImageError, *datasets.DATA_ERRORS, OSError)
     def body():
         evaluate(args)
 

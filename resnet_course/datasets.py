@@ -1,6 +1,6 @@
 """The data sets train.py and evaluate.py know: a name or a path -> arrays + class names.
 
-- ``signs``: the course's SIGNS files in ``datasets/`` (``resnets_utils.load_dataset``);
+- ``signs``: the course's SIGNS files in ``datasets/`` (``resnet_course.signs_files.load_dataset``);
 - ``cifar10``: CIFAR-10 from its default source (``resnet_course.cifar10``);
 - the path of a folder holding ``train_signs.h5`` and ``test_signs.h5`` (SIGNS format);
 - the path of a CIFAR-10 source (``cifar-10-python.tar.gz``, the image zip, or a folder);
@@ -15,22 +15,19 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-import resnets_utils
-from resnet_course import cifar10
+from resnet_course import cifar10, signs_files
+from resnet_course.paths import DATASETS_DIR
 from resnet_course.sampling import stratified_indices
-from resnets_utils import DatasetError
+from resnet_course.signs_files import DatasetError
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SIGNS_DIR = REPO_ROOT / "datasets"
 DATASET_NAMES = ("signs", "cifar10")
-FAMILIES = ("signs", "cifar10")  # which recipe and augmentation a data set gets
 DATA_ERRORS = (DatasetError, cifar10.CifarError)  # what loading raises for bad input
 
 
 @dataclass(frozen=True)
 class Dataset:
     name: str            # "signs", "cifar10" or the path given
-    family: str          # "signs" or "cifar10"
+    family: str          # "signs" or "cifar10": which augmentation it gets
     X_train: np.ndarray
     y_train: np.ndarray
     X_test: np.ndarray
@@ -101,11 +98,11 @@ def load(spec, train_size=None, test_size=None, seed=0, splits=("train", "test")
         X_train, y_train, X_test, y_test, names = cifar10.load_cifar10(
             source, train_size=train_size, test_size=test_size, seed=seed, splits=splits)
         return Dataset(str(spec), family, X_train, y_train, X_test, y_test, tuple(names))
-    folder = SIGNS_DIR if spec == "signs" else Path(spec)
+    folder = DATASETS_DIR if spec == "signs" else Path(spec)
     if not folder.is_dir():
         raise DatasetError(f"{spec}: training needs a folder with train_signs.h5 and "
                            f"test_signs.h5, not a single file.")
-    X_train, Y_train, X_test, Y_test, classes = resnets_utils.load_dataset(folder)
+    X_train, Y_train, X_test, Y_test, classes = signs_files.load_dataset(folder)
     X_train, y_train = _subset(X_train, Y_train.reshape(-1), train_size, seed, "train")
     X_test, y_test = _subset(X_test, Y_test.reshape(-1), test_size, seed, "test")
     return Dataset(str(spec), family, X_train, y_train, X_test, y_test,
@@ -128,7 +125,7 @@ def load_eval_split(spec, size=None, seed=0):
     if spec not in DATASET_NAMES and path.suffix == ".h5":
         split = _h5_split_name(path)
         # the learner's loader and its checks, so both accept exactly the same files
-        X, y, classes = resnets_utils.load_split(path, split)
+        X, y, classes = signs_files.load_split(path, split)
         X, y = _subset(X, y, size, seed, split)
         return EvalSplit(f"{path} ({split}_set)", X, y, signs_class_names(classes))
     data = load(spec, test_size=size, seed=seed, splits=("test",))

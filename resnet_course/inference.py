@@ -1,6 +1,6 @@
 """Load a saved .keras classifier and get class probabilities for uint8 images.
 
-A model saved by train.py has its input scaling inside (``resnets_utils.with_input_scaling``:
+A model saved by train.py has its input scaling inside (``resnet_course.training.with_input_scaling``:
 it takes raw 0-255 pixels); a model saved straight after ``model.fit`` on ``X / 255``
 (as a notebook might) takes 0-1 pixels.  ``takes_raw_pixels`` tells them apart by the
 Rescaling layer, so callers always pass uint8 images.
@@ -12,9 +12,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-import resnet_course.models  # noqa: F401  (registers ZeroPadShortcut and, through
-# resnet_course.fused, the fused layers and optimizers of checkpoints: needed to load them)
-import resnets_utils
+# The custom layers and optimizers a saved model or checkpoint may hold, for load_model.
+from resnet_course.fused import CUSTOM_OBJECTS
+from resnet_course.signs_files import ImageError, load_my_image
 
 
 class ModelFileError(ValueError):
@@ -34,7 +34,7 @@ def load_model_file(path, compile=False):
         raise ModelFileError(f"{path}: not a Keras model file (a .keras file is a zip archive, "
                              f"this one is not; it may be truncated): save it again.")
     try:
-        model = keras.models.load_model(path, compile=compile)
+        model = keras.models.load_model(path, compile=compile, custom_objects=CUSTOM_OBJECTS)
     except Exception as err:  # Keras raises many types for a damaged or foreign file
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ModelFileError(f"{path}: not a loadable Keras model ({reason[:200]}).") from None
@@ -98,10 +98,10 @@ def predict_probabilities(model, X, batch_size=64, raw_pixels=None, mirror_avera
 
 
 def load_image_for(model, path):
-    """One photo as uint8 (1, h, w, 3) at the model's input size (resnets_utils.load_my_image:
+    """One photo as uint8 (1, h, w, 3) at the model's input size (signs_files.load_my_image:
     upright, RGB, centre square crop, resized)."""
     height, width, _ = input_shape(model)
     if height != width:
         raise ModelFileError(f"the model takes {height}x{width} images; single-image "
                              f"prediction needs a square input.")
-    return resnets_utils.load_my_image(path, size=height)
+    return load_my_image(path, size=height)

@@ -1,11 +1,12 @@
-"""The training helpers of resnets_utils.py, on tiny arrays and tiny models."""
+"""The learner's training helpers (training_utils.py, a copy of resnet_course/training.py), on
+tiny arrays and tiny models."""
 import keras
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from resnets_utils import (
+from training_utils import (
     batchnorm_layers,
     cosine_schedule,
     make_augmenter,

@@ -1,0 +1,89 @@
+"""The learner's helper modules: generated copies of their package sources, stand-alone, with a
+version guard that names the installed and the supported TensorFlow and Keras."""
+import re
+import subprocess
+import sys
+
+import pytest
+
+import resnets_utils
+from resnet_course import learner_files
+from resnet_course.paths import ROOT
+
+LEARNER_COPIES = list(learner_files.COPIES)
+
+
+def test_learner_files_are_up_to_date_copies_of_their_sources():
+    assert learner_files.main(["--check"]) == 0, "run `python -m resnet_course.learner_files`"
+
+
+def test_check_names_a_stale_copy_and_write_repairs_it(tmp_path, capsys):
+    for name in LEARNER_COPIES:
+        (tmp_path / name).write_text(learner_files.render(name))
+    (tmp_path / "training_utils.py").write_text(learner_files.render("training_utils.py") + "# edit\n")
+    assert learner_files.stale(tmp_path) == ["training_utils.py"]
+    assert learner_files.write(tmp_path) == ["training_utils.py"]
+    assert learner_files.stale(tmp_path) == []
+
+
+@pytest.mark.parametrize("name", LEARNER_COPIES)
+def test_learner_files_stand_alone_and_say_where_they_come_from(name):
+    text = (ROOT / name).read_text()
+    assert text.splitlines()[0].startswith("# Generated from resnet_course/")
+    assert not re.search(r"^\s*(from|import)\s+resnet_course", text, re.MULTILINE)
+    assert len(text.splitlines()) < 200, "learner files stay at course size"
+
+
+def test_render_refuses_a_package_import_without_a_learner_copy(monkeypatch, tmp_path):
+    (tmp_path / "training.py").write_text("from resnet_course.models import build_model\n")
+    monkeypatch.setattr(learner_files, "PACKAGE_DIR", tmp_path)
+    with pytest.raises(ValueError, match="no learner copy"):
+        learner_files.render("training_utils.py")
+
+
+@pytest.mark.parametrize("tensorflow, keras, too_old", [
+    ("2.18.0", "3.8.0", None), ("2.21.0", "3.15.0", None), ("2.22.0rc1", "3.16.0.dev1", None),
+    ("2.17.1", "3.8.0", "TensorFlow 2.17.1"), ("2.18.1", "3.4.1", "Keras 3.4.1"),
+])
+def test_check_versions_lets_supported_and_newer_versions_through(tensorflow, keras, too_old):
+    if too_old is None:
+        resnets_utils.check_versions(tensorflow, keras)
+        return
+    with pytest.raises(resnets_utils.VersionError) as info:
+        resnets_utils.check_versions(tensorflow, keras)
+    message = str(info.value)
+    assert too_old in message and "TensorFlow 2.18-2.21 with Keras 3.8-3.15" in message
+    assert isinstance(info.value, ImportError) and "\n" not in message
+
+
+def _import_with_versions(module, tensorflow, keras):
+    """Import ``module`` in a fresh interpreter whose TensorFlow and Keras claim these versions
+    (installed metadata for resnets_utils, the imported modules' __version__ otherwise)."""
+    code = f"""
+import importlib.metadata, sys
+real = importlib.metadata.version
+fake = {{"tensorflow": {tensorflow!r}, "keras": {keras!r}}}
+importlib.metadata.version = lambda name: fake.get(name) or real(name)
+if {module!r} != "resnets_utils":
+    import keras, tensorflow
+    keras.__version__, tensorflow.__version__ = fake["keras"], fake["tensorflow"]
+import {module}
+print("tensorflow imported:", "tensorflow" in sys.modules)
+"""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+
+
+def test_importing_resnets_utils_on_an_old_keras_raises_one_clear_error():
+    result = _import_with_versions("resnets_utils", "2.18.1", "3.4.1")
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("resnets_utils.VersionError: this course needs TensorFlow 2.18-2.21")
+    assert "installed: TensorFlow 2.18.1, Keras 3.4.1" in last
+    supported = _import_with_versions("resnets_utils", "2.21.0", "3.15.0")
+    assert supported.stdout.strip() == "tensorflow imported: False", supported.stderr
+
+
+def test_importing_training_utils_checks_the_imported_versions():
+    result = _import_with_versions("training_utils", "2.17.0", "3.15.0")
+    assert result.returncode == 1
+    assert "installed: TensorFlow 2.17.0, Keras 3.15.0" in result.stderr.strip().splitlines()[-1]
