@@ -15,20 +15,17 @@ Every model is train.py's (bench/train_speed.py's trainer_model) with the change
 import argparse
 import json
 import statistics
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
-
-from resnet_course import tf_environment  # noqa: E402  (imports no TensorFlow)
+from resnet_course import tf_environment  # imports no TensorFlow
 
 tf_environment.apply_defaults()
 
-import train_speed  # noqa: E402  (its data and constants; imports no TensorFlow)
+# its data and constants (imports no TensorFlow); Python puts this script's folder on the path
+import train_speed  # noqa: E402
 
-# name -> (precision, changes to trainer.MODEL_SPEEDUPS, description)
-CONV1X1 = {"matmul_pointwise": False}
+# name -> (precision, changes to fused.FAST_LAYERS, description)
+CONV1X1 = {"pointwise_conv_layer": None}
 MODELS = {
     "conv1x1-f32": ("float32", CONV1X1, "1x1 convolutions as Keras Conv2D, float32"),
     "matmul-f32": ("float32", {}, "1x1 convolutions as one MatMul (MatMulConv2D), float32"),

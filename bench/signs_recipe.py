@@ -10,15 +10,9 @@ test copy, plus one `RESULT {json}` line for the log (bench/signs_recipe.md).
 """
 import argparse
 import json
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from resnet_course import tf_environment  # noqa: E402
+from resnet_course import tf_environment
 
 tf_environment.apply_defaults()  # before TensorFlow loads
 
@@ -26,11 +20,12 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from resnet_course.machine import machine_line  # noqa: E402
+from resnet_course.paths import DATASETS_DIR  # noqa: E402
 from resnet_course.reference import ResNet50  # noqa: E402
-from resnets_utils import (  # noqa: E402
+from resnet_course.signs_files import load_dataset  # noqa: E402
+from resnet_course.training import (  # noqa: E402
     batchnorm_layers,
     cosine_schedule,
-    load_dataset,
     make_augmenter,
     make_train_dataset,
     perturb_images,
@@ -60,7 +55,7 @@ def parse_args(argv=None):
                    help="also print the inference-mode test accuracy after every epoch (costs time)")
     p.add_argument("--save-weights", help="save the trained weights (before any recalibration) here")
     p.add_argument("--load-weights", help="skip training: evaluate these weights (saved by --save-weights)")
-    p.add_argument("--data-dir", default=str(ROOT / "datasets"))
+    p.add_argument("--data-dir", default=str(DATASETS_DIR))
     return p.parse_args(argv)
 
 

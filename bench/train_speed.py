@@ -19,11 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from resnet_course import tf_environment  # noqa: E402  (imports no TensorFlow)
+from resnet_course import tf_environment  # imports no TensorFlow
 
 tf_environment.apply_defaults()  # this process's own TensorFlow (machine facts) starts quiet
 
@@ -35,8 +31,8 @@ BATCH = 32
 # name -> (environment overrides, description). Every variant runs in the project's TensorFlow
 # environment (resnet_course.tf_environment: oneDNN kernels on) except where an override says
 # otherwise (None: unset, TensorFlow's own default). The "project" variants run train.py's own
-# code (resnet_course.trainer.build + the resnets_utils pipeline); the ones in between take
-# one step at a time from the course's recipe to it, so that each change is measured alone.
+# code (resnet_course.trainer.build + the resnet_course.training pipeline); the ones in between
+# take one step at a time from the course's recipe to it, so that each change is measured alone.
 TF_DEFAULT_KERNELS = {"TF_ENABLE_ONEDNN_OPTS": None}
 VARIANTS = {
     "course": (TF_DEFAULT_KERNELS, "keras.applications.ResNet50 + model.fit on numpy arrays "
@@ -45,7 +41,7 @@ VARIANTS = {
                           "on CPUs with AVX-512 VNNI/BF16 or AMX)"),
     "tfdata": ({}, "same model, one tf.data pipeline reused across epochs (repeat + steps_per_epoch)"),
     "builder": ({}, "course_resnet50 from the builder as the course has it (conv biases, Keras "
-                    "BatchNorm, Keras Adam) + resnets_utils.make_train_dataset"),
+                    "BatchNorm, Keras Adam) + training.make_train_dataset"),
     "bf16-only": ({}, "builder + Keras mixed_bfloat16 policy, nothing else"),
     "no-bias": ({}, "builder without the conv biases (BatchNorm cancels them)"),
     "fused-bn": ({}, "no-bias + FusedBatchNormalization (one FusedBatchNormV3 kernel)"),
@@ -63,9 +59,10 @@ VARIANTS = {
 }
 DEFAULT_VARIANTS = ("course", "course-onednn", "tfdata", "builder", "bf16-only", "no-bias",
                     "fused-bn", "fused-adam", "project", "bf16-fused-adam", "project-bf16")
-# train.py's path (trainer.build) with some of its speed-ups undone
-TRAINER_STEPS = {"fused-adam": {"matmul_pointwise": False},
-                 "bf16-fused-adam": {"matmul_pointwise": False}}
+# train.py's path (trainer.build) with some of its layers (fused.FAST_LAYERS) replaced;
+# pointwise_conv_layer None: the 1x1 convolutions are made like the others (Conv2D)
+TRAINER_STEPS = {"fused-adam": {"pointwise_conv_layer": None},
+                 "bf16-fused-adam": {"pointwise_conv_layer": None}}
 
 # builder-based variants: (conv_bias, fused_batchnorm, fused optimizer, precision)
 BUILDER_STEPS = {
@@ -106,19 +103,22 @@ class EpochTimer:
 
 def trainer_model(precision, overrides, steps, epochs=None):
     """(compiled model, dataset) as train.py --dataset signs makes them, on the synthetic data:
-    trainer.build (model, BatchNorm momentum, optimizer, schedule) with trainer.MODEL_SPEEDUPS
+    trainer.build (model, BatchNorm momentum, optimizer, schedule) with fused.FAST_LAYERS
     updated by ``overrides``, and trainer.train_pipeline with augmentation off, so that only
     the model and the input path are compared."""
     from types import SimpleNamespace
 
-    from resnet_course import trainer
-    config = trainer.resolve_config({"dataset": "signs", "epochs": epochs, "augment": False,
+    from resnet_course import pipelines, trainer
+    from resnet_course.fused import FAST_LAYERS
+    from resnet_course.recipes import PRECISIONS
+    from resnet_course.train_config import resolve_config
+    config = resolve_config({"dataset": "signs", "epochs": epochs, "augment": False,
                                      "precision": precision, "out": "unused"})
-    with trainer.dtype_policy(trainer.PRECISIONS[precision]):
+    with trainer.dtype_policy(PRECISIONS[precision]):
         model = trainer.build(config, SimpleNamespace(input_shape=(64, 64, 3), num_classes=6),
-                              steps, speedups={**trainer.MODEL_SPEEDUPS, **overrides})
+                              steps, layers={**FAST_LAYERS, **overrides})
     x, y = synthetic_signs()
-    return model, trainer.train_pipeline(x, y, 6, config, "signs", seed=0)
+    return model, pipelines.train_pipeline(x, y, 6, config, "signs", seed=0)
 
 
 def run_variant(name, epochs):
@@ -145,17 +145,19 @@ def run_variant(name, epochs):
               .prefetch(tf.data.AUTOTUNE))
         model.fit(ds, steps_per_epoch=steps, epochs=epochs, callbacks=[timer], verbose=0)
     elif name in BUILDER_STEPS:
-        import resnets_utils
+        from functools import partial
+
+        from resnet_course.fused import FusedBatchNormalization
         from resnet_course.models import build_model
+        from resnet_course.training import make_train_dataset
         conv_bias, fused_bn, fused_opt, precision = BUILDER_STEPS[name]
         if precision == "bfloat16":
             keras.config.set_dtype_policy("mixed_bfloat16")
-        model = build_model("course_resnet50", (64, 64, 3), 6, conv_bias=conv_bias,
-                            fused_batchnorm=fused_bn)
-        resnets_utils.set_batchnorm_momentum(model, 0.9)
+        model = build_model("course_resnet50", (64, 64, 3), 6, bn_momentum=0.9,
+                            conv_layer=partial(keras.layers.Conv2D, use_bias=conv_bias),
+                            norm_layer=FusedBatchNormalization if fused_bn else None)
         model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
-        ds = resnets_utils.make_train_dataset(x, keras.utils.to_categorical(y, 6), BATCH,
-                                              augment=False, seed=0)
+        ds = make_train_dataset(x, keras.utils.to_categorical(y, 6), BATCH, augment=False, seed=0)
         model.fit(ds, steps_per_epoch=steps, epochs=epochs, callbacks=[timer], verbose=0)
     elif name.startswith("project") or name in TRAINER_STEPS:
         precision = "bfloat16" if "bf16" in name else "float32"
@@ -199,7 +201,7 @@ def child_main(args):
 
 
 def run_child(variant, epochs):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))  # with tf_environment's defaults (top)
+    env = dict(os.environ)  # with tf_environment's defaults (top)
     for name, value in VARIANTS.get(variant, ({}, ""))[0].items():
         if value is None:
             env.pop(name, None)

@@ -21,12 +21,20 @@ has the measurements). TensorFlow has one-kernel versions of the same math:
   update is ``ResourceApplyAdam`` / ``ResourceApplyKerasMomentum`` / ``ResourceApplyGradientDescent``,
   the same formulas as Keras's ``update_step``.
 
+Also here: ``ZeroPadShortcut`` (the parameter-free option A shortcut of the CIFAR nets), so that
+this one module holds every custom class a saved model or checkpoint may contain
+(``CUSTOM_OBJECTS``, which ``resnet_course.inference`` passes to ``keras.models.load_model``).
+
 Anything these kernels do not cover (another backend, masks, renorm, amsgrad,
 non-float32 variables, ...) falls back to the Keras implementation, so the
 classes are always safe to use.
 """
+import math
+from functools import partial
+
 import keras
 import tensorflow as tf
+from keras import ops
 
 # FusedBatchNormV3 rejects a smaller epsilon (cuDNN's limit, enforced on every device).
 MIN_FUSED_EPSILON = 1.001e-5
@@ -162,3 +170,51 @@ class FusedSGD(keras.optimizers.SGD):
 
 
 FUSED_OPTIMIZERS = {"adam": FusedAdam, "sgd": FusedSGD}
+
+
+# ---- the option A shortcut: a layer of its own so that saved models reload ----
+
+@keras.saving.register_keras_serializable(package="resnet_course")
+class ZeroPadShortcut(keras.layers.Layer):
+    """Option A shortcut of He et al. (2015): keeps every ``stride``-th pixel and pads
+    the channels with zeros up to ``channels``; it has no parameters."""
+
+    def __init__(self, stride, channels, **kwargs):
+        super().__init__(**kwargs)
+        self.stride = int(stride)
+        self.channels = int(channels)
+
+    def build(self, input_shape):
+        if input_shape[-1] > self.channels:
+            raise ValueError(
+                f"ZeroPadShortcut {self.name!r} can only add channels: input has "
+                f"{input_shape[-1]}, target is {self.channels}."
+            )
+
+    def call(self, x):
+        x = x[:, :: self.stride, :: self.stride, :]
+        extra = self.channels - x.shape[-1]
+        return ops.pad(x, [[0, 0], [0, 0], [0, 0], [0, extra]])
+
+    def compute_output_shape(self, input_shape):
+        def subsampled(size):
+            return None if size is None else math.ceil(size / self.stride)
+
+        batch, height, width, _ = input_shape
+        return (batch, subsampled(height), subsampled(width), self.channels)
+
+    def get_config(self):
+        return {**super().get_config(), "stride": self.stride, "channels": self.channels}
+
+
+# The trainer's layers (build_model's factories): no conv biases (the BatchNorm after every
+# conv cancels them), BatchNorm in one fused kernel, 1x1 convolutions as one matrix product
+# each. Speed without changing the math (bench/train_speed.md).
+FAST_LAYERS = {"conv_layer": partial(keras.layers.Conv2D, use_bias=False),
+               "pointwise_conv_layer": partial(MatMulConv2D, use_bias=False),
+               "norm_layer": FusedBatchNormalization}
+
+# What a saved model or checkpoint of this project may hold besides Keras's own classes
+# (inference.load_model_file passes it to keras.models.load_model).
+CUSTOM_OBJECTS = {cls.__name__: cls for cls in (FusedBatchNormalization, MatMulConv2D,
+                                                 ZeroPadShortcut, FusedAdam, FusedSGD)}

@@ -25,55 +25,17 @@ the same layers without the shortcuts and the Add, for the degradation experimen
 Layer names follow keras.applications: ``conv2_block1_1_conv`` is the first conv of the
 first block of stage conv2; ``_0_conv``/``_0_bn``/``_0_pad`` are the shortcut's layers.
 """
-import math
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Callable
 
 import keras
-from keras import layers, ops
+from keras import layers
 from keras.initializers import GlorotUniform, HeNormal, RandomUniform
 
 from resnet_course.architectures import (  # noqa: F401 (MODEL_NAMES: part of this API)
     BOTTLENECK_EXPANSION, MODEL_NAMES, PLAIN_MODEL_NAMES, VARIANTS, plain_name, resolve)
-from resnet_course.fused import FusedBatchNormalization, MatMulConv2D
-
-
-# --------------------------------------------------------------------------------------
-# The option A shortcut: a layer of its own so that saved models reload.
-# --------------------------------------------------------------------------------------
-
-@keras.saving.register_keras_serializable(package="resnet_course")
-class ZeroPadShortcut(layers.Layer):
-    """Option A shortcut of He et al. (2015): keeps every ``stride``-th pixel and pads
-    the channels with zeros up to ``channels``; it has no parameters."""
-
-    def __init__(self, stride, channels, **kwargs):
-        super().__init__(**kwargs)
-        self.stride = int(stride)
-        self.channels = int(channels)
-
-    def build(self, input_shape):
-        if input_shape[-1] > self.channels:
-            raise ValueError(
-                f"ZeroPadShortcut {self.name!r} can only add channels: input has "
-                f"{input_shape[-1]}, target is {self.channels}."
-            )
-
-    def call(self, x):
-        x = x[:, :: self.stride, :: self.stride, :]
-        extra = self.channels - x.shape[-1]
-        return ops.pad(x, [[0, 0], [0, 0], [0, 0], [0, extra]])
-
-    def compute_output_shape(self, input_shape):
-        def subsampled(size):
-            return None if size is None else math.ceil(size / self.stride)
-
-        batch, height, width, _ = input_shape
-        return (batch, subsampled(height), subsampled(width), self.channels)
-
-    def get_config(self):
-        return {**super().get_config(), "stride": self.stride, "channels": self.channels}
+from resnet_course.fused import ZeroPadShortcut
 
 
 # --------------------------------------------------------------------------------------
@@ -189,15 +151,17 @@ STYLES = {"imagenet": IMAGENET, "cifar": CIFAR, "resnet9": RESNET9, "course": CO
 
 
 # --------------------------------------------------------------------------------------
-# Layer factory: the conventions of one build (bias, epsilon, init, seeds, decay).
+# Layer factory: the conventions of one build (layers, epsilon, init, seeds, decay).
 # --------------------------------------------------------------------------------------
 
 class _LayerMaker:
-    def __init__(self, style, weight_decay, seed, conv_bias, fused_batchnorm, matmul_pointwise):
+    def __init__(self, style, weight_decay, seed, conv_layer, pointwise_conv_layer, norm_layer,
+                 bn_momentum):
         self.style = style
-        self.conv_bias = style.use_bias if conv_bias is None else conv_bias
-        self.batchnorm_class = FusedBatchNormalization if fused_batchnorm else layers.BatchNormalization
-        self.pointwise_class = MatMulConv2D if matmul_pointwise else layers.Conv2D
+        self.conv_layer = conv_layer or partial(layers.Conv2D, use_bias=style.use_bias)
+        self.pointwise_conv_layer = pointwise_conv_layer or self.conv_layer
+        self.norm_layer = norm_layer or layers.BatchNormalization
+        self.bn_momentum = bn_momentum
         # Keras adds l2 * sum(w**2) to the loss, whose gradient is 2 * l2 * w; halving
         # makes the decay term weight_decay * w, as in the paper's SGD weight decay.
         self.regularizer = keras.regularizers.L2(weight_decay / 2) if weight_decay else None
@@ -213,17 +177,17 @@ class _LayerMaker:
         return self.style.initializers[role](seed=seed)
 
     def conv(self, x, filters, kernel_size, name, role, strides=1, padding="same"):
-        conv_class = self.pointwise_class if kernel_size == 1 else layers.Conv2D
-        return conv_class(
+        conv_layer = self.pointwise_conv_layer if kernel_size == 1 else self.conv_layer
+        return conv_layer(
             filters, kernel_size, strides=strides, padding=padding,
-            use_bias=self.conv_bias,
             kernel_initializer=self._initializer(role),
             kernel_regularizer=self.regularizer,
             name=f"{name}_conv",
         )(x)
 
     def bn(self, x, name):
-        return self.batchnorm_class(axis=3, epsilon=self.style.bn_epsilon, name=f"{name}_bn")(x)
+        return self.norm_layer(axis=3, epsilon=self.style.bn_epsilon, momentum=self.bn_momentum,
+                               name=f"{name}_bn")(x)
 
     def bn_relu(self, x, name):
         return layers.Activation("relu", name=f"{name}_relu")(self.bn(x, name))
@@ -316,11 +280,6 @@ def stage(x, make, variant, width, blocks, stride, plain, name):
 # Public API.
 # --------------------------------------------------------------------------------------
 
-def default_input_shape(name):
-    """The input shape a variant is designed for, e.g. (224, 224, 3) for resnet50."""
-    return STYLES[VARIANTS[resolve(name)[0]].style].input_shape
-
-
 def describe(name):
     """One human-readable table row, e.g. for --help or the README."""
     key, plain = resolve(name)
@@ -337,7 +296,7 @@ def describe(name):
 
 
 def build_model(name, input_shape, classes, plain=False, weight_decay=None, seed=None,
-                conv_bias=None, fused_batchnorm=False, matmul_pointwise=False):
+                conv_layer=None, pointwise_conv_layer=None, norm_layer=None, bn_momentum=0.99):
     """Build a ResNet (or its plain twin) as a keras.Model named after the variant.
 
     Arguments:
@@ -350,14 +309,20 @@ def build_model(name, input_shape, classes, plain=False, weight_decay=None, seed
                     nets, 5e-4 for resnet9, none otherwise; 0 disables it
     seed -- int: reproducible initial weights (each layer gets seed + its index);
             None: random, except course_resnet50, which then uses the course's seed 0
-    conv_bias -- None: the style's convention (biases in the ImageNet and course nets,
-                 as keras.applications and the course); False drops them. Every conv
-                 feeds a BatchNorm, which subtracts the batch mean, so a conv bias gets
-                 no gradient and dropping it changes nothing but speed and the count.
-    fused_batchnorm -- resnet_course.fused.FusedBatchNormalization instead of Keras's
-                 layer: the same math and weights in one TensorFlow kernel (faster)
-    matmul_pointwise -- resnet_course.fused.MatMulConv2D for the 1x1 convolutions: the
-                 same math and weights as one matrix product (faster on oneDNN CPUs)
+    conv_layer -- what makes each convolution, called like keras.layers.Conv2D(filters,
+                 kernel_size, strides=, padding=, kernel_initializer=, kernel_regularizer=,
+                 name=) (as torchvision's norm_layer); None: Conv2D with the style's bias
+                 convention (biases in the ImageNet and course nets, as keras.applications
+                 and the course). ``partial(Conv2D, use_bias=False)`` drops them: every conv
+                 feeds a BatchNorm, which subtracts the batch mean, so a conv bias gets no
+                 gradient and dropping it changes nothing but speed and the count.
+    pointwise_conv_layer -- the same for the 1x1 convolutions (None: conv_layer), e.g.
+                 resnet_course.fused.MatMulConv2D, one matrix product (faster on oneDNN)
+    norm_layer -- called like keras.layers.BatchNormalization(axis=, epsilon=, momentum=,
+                 name=); None: that class. resnet_course.fused.FusedBatchNormalization is
+                 the same math and weights in one TensorFlow kernel (faster)
+    bn_momentum -- BatchNorm momentum of the moving statistics (Keras's default 0.99)
+    (resnet_course.fused.FAST_LAYERS: the trainer's fastest choice of the three layers)
     """
     key, named_plain = resolve(name)
     plain = plain or named_plain
@@ -375,7 +340,8 @@ def build_model(name, input_shape, classes, plain=False, weight_decay=None, seed
     if weight_decay is None:
         weight_decay = style.weight_decay
 
-    make = _LayerMaker(style, weight_decay, seed, conv_bias, fused_batchnorm, matmul_pointwise)
+    make = _LayerMaker(style, weight_decay, seed, conv_layer, pointwise_conv_layer, norm_layer,
+                       bn_momentum)
     inputs = keras.Input(input_shape)
     x = style.stem(inputs, make, variant.stem_width or variant.widths[0])
     for i, (blocks, width) in enumerate(zip(variant.blocks, variant.widths)):
@@ -384,5 +350,3 @@ def build_model(name, input_shape, classes, plain=False, weight_decay=None, seed
     outputs = style.head(x, make, classes)
     return keras.Model(inputs, outputs, name=plain_name(key) if plain else key)
 
-
-build_resnet = build_model  # the name docs/DESIGN.md uses

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from resnet_course import models, reference
+from resnet_course.fused import ZeroPadShortcut
 from resnet_course.models import MODEL_NAMES, PLAIN_MODEL_NAMES, build_model
 
 CIFAR_NAMES = ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110")
@@ -116,12 +117,12 @@ def test_cifar_depth_is_6n_plus_2():
         weighted = count(model, keras.layers.Conv2D) + count(model, keras.layers.Dense)
         assert weighted == int(name.removeprefix("resnet"))
         assert count(model, keras.layers.Conv2D, "_0_conv") == 0  # option A: no projection
-        assert count(model, models.ZeroPadShortcut) == 2          # entering stages 3 and 4
+        assert count(model, ZeroPadShortcut) == 2          # entering stages 3 and 4
 
 
 def test_zero_pad_shortcut_subsamples_and_pads_channels():
     x = tiny_batch((5, 5, 2))
-    y = keras.ops.convert_to_numpy(models.ZeroPadShortcut(2, 4)(x))
+    y = keras.ops.convert_to_numpy(ZeroPadShortcut(2, 4)(x))
     assert y.shape == (2, 3, 3, 4)
     np.testing.assert_array_equal(y[..., :2], x[:, ::2, ::2, :])
     np.testing.assert_array_equal(y[..., 2:], 0)
@@ -190,7 +191,7 @@ def test_plain_twin_drops_only_shortcuts_and_adds(name):
     plain = small_model(models.plain_name(name))
     assert count(residual, keras.layers.Add) > 0
     assert count(plain, keras.layers.Add) == 0
-    assert count(plain, models.ZeroPadShortcut) == 0
+    assert count(plain, ZeroPadShortcut) == 0
     projections = count(residual, keras.layers.Conv2D, "_0_conv")
     assert count(plain, keras.layers.Conv2D) == count(residual, keras.layers.Conv2D) - projections
     assert count(plain, keras.layers.Conv2D, "_0_conv") == 0

@@ -19,12 +19,12 @@ import evaluate
 import train
 from resnet_course import cifar10, datasets
 from resnet_course.cifar10 import CLASS_NAMES
+from resnet_course.paths import DATA_FILES, ROOT, SAMPLE_PHOTO
+from resnet_course.paths import DATASETS_DIR as SIGNS_DIR
 
-ROOT = Path(__file__).resolve().parent.parent
-SIGNS_DIR = ROOT / "datasets"
-HAVE_SIGNS = (SIGNS_DIR / "train_signs.h5").is_file() and (SIGNS_DIR / "test_signs.h5").is_file()
+HAVE_SIGNS = all((SIGNS_DIR / name).is_file() for name in DATA_FILES.values())
 needs_signs = pytest.mark.skipif(not HAVE_SIGNS, reason="datasets/*_signs.h5 not built (make data)")
-MY_IMAGE = ROOT / "images" / "my_image.jpg"
+MY_IMAGE = SAMPLE_PHOTO
 QUICK = ["--steps-per-epoch", "2", "--batch-size", "16"]
 
 
@@ -443,7 +443,8 @@ def schedule_values(schedule, steps):
 
 
 def test_learning_rate_schedules():
-    from resnet_course.trainer import make_schedule, resolve_config
+    from resnet_course.schedules import make_schedule
+    from resnet_course.train_config import resolve_config
 
     def config(schedule):
         return resolve_config({"dataset": "cifar10", "schedule": schedule, "epochs": 10,
@@ -460,22 +461,23 @@ def test_learning_rate_schedules():
 
 
 def test_batchnorm_recalibration_sees_the_training_augmentation(monkeypatch):
-    from resnet_course import trainer
+    from resnet_course import pipelines
+    from resnet_course.train_config import resolve_config
     rng = np.random.default_rng(0)
     X = rng.integers(1, 256, size=(60, 32, 32, 3), dtype=np.uint8)  # no black pixel
     y = np.arange(60) % 10
-    splits = trainer.Splits(X, y, X[:10], y[:10], "test")
+    splits = pipelines.Splits(X, y, X[:10], y[:10], "test")
 
     def config(augment):
-        return trainer.resolve_config({"dataset": "cifar10", "augment": augment,
-                                       "batch_size": 16, "out": "unused"})
+        return resolve_config({"dataset": "cifar10", "augment": augment,
+                               "batch_size": 16, "out": "unused"})
 
-    monkeypatch.setattr(trainer, "RECALIBRATION_IMAGES", 40)
-    augmented = trainer.recalibration_images(splits, 10, config(True))
+    monkeypatch.setattr(pipelines, "RECALIBRATION_IMAGES", 40)
+    augmented = pipelines.recalibration_images(splits, 10, config(True), "cifar10")
     assert augmented.shape == (40, 32, 32, 3)
     assert 0 <= augmented.min() and augmented.max() <= 255  # 0-255, as the saved model takes
     assert (augmented == 0).any()  # pad-and-crop brought in the black border
-    plain = trainer.recalibration_images(splits, 10, config(False))
+    plain = pipelines.recalibration_images(splits, 10, config(False), "cifar10")
     assert plain.shape == (40, 32, 32, 3) and plain.dtype == np.uint8
 
 
@@ -539,21 +541,22 @@ def test_cutout_and_label_smoothing_train_resnet9(tiny_cifar, tmp_path, capsys):
     assert code == 0, err
     assert metrics_of(out)["epochs_completed"] == 2
     # the checkpoint a resumed run continues from still trains with the smoothed loss
-    from resnet_course import inference, trainer
-    _, checkpoint = trainer.read_checkpoint(out)
+    from resnet_course import checkpoints, inference
+    _, checkpoint = checkpoints.read_checkpoint(out)
     loss = inference.load_model_file(checkpoint, compile=True).loss
     assert loss.get_config()["label_smoothing"] == pytest.approx(0.2)
 
 
 def test_training_pipeline_cuts_out_squares_of_the_same_crops():
-    from resnet_course import trainer
+    from resnet_course.pipelines import train_pipeline
+    from resnet_course.train_config import resolve_config
     X = np.full((32, 32, 32, 3), 200, dtype=np.uint8)  # no black pixel before augmenting
     y = np.arange(32) % 10
 
     def first_batch(cutout):
-        config = trainer.resolve_config({"dataset": "cifar10", "cutout": cutout,
-                                         "batch_size": 32, "out": "unused"})
-        images, _ = next(iter(trainer.train_pipeline(X, y, 10, config, "cifar10", seed=0)))
+        config = resolve_config({"dataset": "cifar10", "cutout": cutout,
+                                 "batch_size": 32, "out": "unused"})
+        images, _ = next(iter(train_pipeline(X, y, 10, config, "cifar10", seed=0)))
         return images.numpy()
 
     plain, cut = first_batch(0), first_batch(8)
