@@ -28,20 +28,19 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from resnet_course.atomic import atomic_output
+from resnet_course.paths import CACHE_DIR, DATASETS_DIR, SHARED_DATA_DIR
 from resnet_course.sampling import stratified_indices
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer",
                "dog", "frog", "horse", "ship", "truck")
 IMAGE_SHAPE = (32, 32, 3)
-SHARED_ZIP = (REPO_ROOT.parent / "shared" / "data"
-              / "CIFAR-10-images-d7d05618061fe37d830fb0419063d113c575ccbc.zip")
+SHARED_ZIP = SHARED_DATA_DIR / "CIFAR-10-images-d7d05618061fe37d830fb0419063d113c575ccbc.zip"
 # Where a user who downloads the data by hand would put it, in the order they are tried.
-USER_SOURCES = (REPO_ROOT / "datasets" / "cifar-10-python.tar.gz",
-                REPO_ROOT / "datasets" / "cifar-10-batches-py",
-                REPO_ROOT / "datasets" / "CIFAR-10-images")
+USER_SOURCES = (DATASETS_DIR / "cifar-10-python.tar.gz",
+                DATASETS_DIR / "cifar-10-batches-py",
+                DATASETS_DIR / "CIFAR-10-images")
 OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
-DEFAULT_CACHE_DIR = REPO_ROOT / "datasets" / ".cache"
+DEFAULT_CACHE_DIR = CACHE_DIR
 CACHE_VERSION = 1  # bump when the decoded arrays would change for the same source
 
 SPLITS = ("train", "test")

@@ -2,13 +2,20 @@
 
     python -m resnet_course.demo            # = make demo
 
+    python -m resnet_course.demo --epochs 1 --steps-per-epoch 2 --output-dir /tmp/out
+
 Executes instructor/source/ResNet50/ResNet50.ipynb (solutions and all tests) with nbclient in a
-kernel on this Python, from the repository root so that datasets/, images/ and outputs/ resolve
-there; writes the executed notebook and an HTML copy to outputs/ (or $RESNET50_OUTPUT_DIR) and prints
-the notebook's test accuracy and where it saved the trained model. The notebook reads
-RESNET50_EPOCHS, RESNET50_TRAIN_STEPS and RESNET50_OUTPUT_DIR from the environment.
+kernel on this Python, from the repository root so that datasets/ and images/ resolve there;
+writes the executed notebook and an HTML copy to outputs/ (or --output-dir) and prints the
+notebook's test accuracy and where it saved the trained model.
+
+The run's settings are the notebook's parameters cell (tagged "parameters": EPOCHS,
+STEPS_PER_EPOCH, OUTPUT_DIR); as papermill does, ``with_parameters`` inserts a cell right after
+it that sets the values given, so the notebook itself reads no environment variables.
 """
 import argparse
+import ast
+import copy
 import os
 import sys
 import time
@@ -17,21 +24,40 @@ from pathlib import Path
 import nbformat
 
 from resnet_course import tf_environment
+from resnet_course.paths import OUTPUTS_DIR, ROOT, SOURCE_NOTEBOOK
 
-ROOT = Path(__file__).resolve().parent.parent
-SOURCE_NOTEBOOK = ROOT / "instructor" / "source" / "ResNet50" / "ResNet50.ipynb"
 MODEL_FILE = "resnet50_signs.keras"
 ACCURACY_PREFIX = "Test accuracy:"
+PARAMETERS_TAG = "parameters"                     # papermill's names
+INJECTED_TAG = "injected-parameters"
 
 
 class NotebookFailed(RuntimeError):
     """A cell of the notebook raised; the message names the cell and the error."""
 
 
-def output_dir(env=None):
-    """The folder the notebook writes to, as the notebook resolves it (relative to the repository root)."""
-    env = os.environ if env is None else env
-    return ROOT / env.get("RESNET50_OUTPUT_DIR", "outputs")
+def with_parameters(notebook, **values):
+    """A copy of ``notebook`` with a cell setting ``values`` (NAME=value) inserted right after
+    its cell tagged "parameters" (papermill's convention). ValueError when there is no such
+    cell or it assigns no variable of that name (a misspelt parameter would do nothing)."""
+    notebook = copy.deepcopy(notebook)
+    index = next((i for i, cell in enumerate(notebook.cells)
+                  if PARAMETERS_TAG in cell.get("metadata", {}).get("tags", [])), None)
+    if index is None:
+        raise ValueError(f"the notebook has no cell tagged {PARAMETERS_TAG!r}.")
+    declared = {target.id for node in ast.parse(notebook.cells[index].source).body
+                if isinstance(node, ast.Assign) for target in node.targets
+                if isinstance(target, ast.Name)}
+    unknown = sorted(set(values) - declared)
+    if unknown:
+        raise ValueError(f"unknown notebook parameter(s) {', '.join(unknown)}; the parameters "
+                         f"cell sets {', '.join(sorted(declared))}.")
+    if values:
+        cell = nbformat.v4.new_code_cell("\n".join(f"{name} = {value!r}"
+                                                   for name, value in values.items()))
+        cell.metadata["tags"] = [INJECTED_TAG]
+        notebook.cells.insert(index + 1, cell)
+    return notebook
 
 
 def _shown(path):
@@ -49,15 +75,18 @@ def _first_error(notebook):
     return None
 
 
-def execute(path=SOURCE_NOTEBOOK, env=None, cwd=ROOT, timeout=None):
+def execute(path=SOURCE_NOTEBOOK, parameters=None, env=None, cwd=ROOT, timeout=None):
     """The executed notebook; raises NotebookFailed naming the first cell that raised.
 
+    parameters: values for the notebook's parameters cell (``with_parameters``).
     env: extra environment variables for the kernel (on top of this process's environment).
     """
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
     notebook = nbformat.read(str(path), as_version=4)
+    if parameters:
+        notebook = with_parameters(notebook, **parameters)
     kernel_env = {**os.environ, **(env or {})}
     tf_environment.apply_defaults(kernel_env)  # the kernel's TensorFlow starts as train.py's
     client = NotebookClient(notebook, timeout=timeout, kernel_name="python3",
@@ -106,16 +135,24 @@ def write_outputs(notebook, directory):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--notebook", type=Path, default=SOURCE_NOTEBOOK)
+    parser.add_argument("--epochs", type=int, help="EPOCHS (default: the notebook's)")
+    parser.add_argument("--steps-per-epoch", type=int,
+                        help="STEPS_PER_EPOCH (default: the notebook's, the whole training set)")
+    parser.add_argument("--output-dir", type=Path, default=OUTPUTS_DIR,
+                        help="where the notebook saves its model and this writes the executed "
+                             "notebook and its HTML (default: outputs/)")
     options = parser.parse_args(argv)
+    directory = options.output_dir.resolve()
+    parameters = {"EPOCHS": options.epochs, "STEPS_PER_EPOCH": options.steps_per_epoch,
+                  "OUTPUT_DIR": str(directory)}
+    parameters = {name: value for name, value in parameters.items() if value is not None}
     start = time.perf_counter()
-    print(f"executing {_shown(options.notebook)} "
-          f"(RESNET50_EPOCHS={os.environ.get('RESNET50_EPOCHS', 'notebook default')}) ...", flush=True)
+    print(f"executing {_shown(options.notebook)} with {parameters} ...", flush=True)
     try:
-        notebook = execute(options.notebook.resolve())
-    except NotebookFailed as err:
+        notebook = execute(options.notebook.resolve(), parameters)
+    except (NotebookFailed, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    directory = output_dir()
     executed, html = write_outputs(notebook, directory)
     print(f"executed in {time.perf_counter() - start:.0f} s; wrote {_shown(executed)} and {_shown(html)}")
     line = accuracy_line(notebook)

@@ -9,7 +9,6 @@ font, without a "Software" stamp, so the same environment redraws them byte for 
 import argparse
 import io
 import sys
-from pathlib import Path
 
 import matplotlib
 
@@ -17,8 +16,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
-IMAGES = ROOT / "images"
+from resnet_course.paths import IMAGES_DIR  # noqa: E402
+
+IMAGES = IMAGES_DIR
 DPI = 110
 
 # One colour per kind of layer, the same in every figure.

@@ -15,9 +15,7 @@ from pathlib import Path
 import nbformat
 
 from resnet_course import reference
-
-ROOT = Path(__file__).resolve().parent.parent
-SOURCE_NOTEBOOK = ROOT / "instructor" / "source" / "ResNet50" / "ResNet50.ipynb"
+from resnet_course.paths import SOURCE_NOTEBOOK
 EXERCISES = ("identity_block", "convolutional_block", "ResNet50")
 
 

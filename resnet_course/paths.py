@@ -14,6 +14,8 @@ DATA_FILES = {"train": "train_signs.h5", "test": "test_signs.h5"}
 IMAGES_DIR = ROOT / "images"
 SAMPLE_PHOTO = IMAGES_DIR / "my_image.jpg"
 CACHE_DIR = DATASETS_DIR / ".cache"
+# The source archives of the data (read-only), when the repository sits beside ../shared.
+SHARED_DATA_DIR = ROOT.parent / "shared" / "data"
 
 # nbgrader's course folder and the assignment's notebooks.
 ASSIGNMENT = "ResNet50"

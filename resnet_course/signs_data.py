@@ -40,17 +40,17 @@ import numpy as np
 from PIL import Image
 
 from resnet_course.atomic import atomic_output, temp_path_next_to
+from resnet_course.paths import CACHE_DIR, DATA_FILES, DATASETS_DIR, IMAGES_DIR, SHARED_DATA_DIR
 
 BUILDER_VERSION = 1
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 ARCHIVE_COMMIT = "4b09433ef9d5c60602e8805bb54b8aa2428527f8"
 ARCHIVE_NAME = f"Sign-Language-Digits-Dataset-{ARCHIVE_COMMIT}.zip"
 ARCHIVE_URL = f"https://github.com/ardamavi/Sign-Language-Digits-Dataset/archive/{ARCHIVE_COMMIT}.zip"
-SHARED_ZIP = REPO_ROOT.parent / "shared" / "data" / ARCHIVE_NAME
+SHARED_ZIP = SHARED_DATA_DIR / ARCHIVE_NAME
 MANIFEST_PATH = Path(__file__).resolve().parent / "manifests" / "sign_language_digits.sha256"
-DEFAULT_DATA_DIR = REPO_ROOT / "datasets"
-DEFAULT_IMAGES_DIR = REPO_ROOT / "images"
+DEFAULT_DATA_DIR = DATASETS_DIR
+DEFAULT_IMAGES_DIR = IMAGES_DIR
 DOWNLOAD_TIMEOUT_S = 60
 
 CLASSES = (0, 1, 2, 3, 4, 5)  # the six SIGNS classes; digits 6-9 of the archive are unused
@@ -66,8 +66,8 @@ RESAMPLE = Image.LANCZOS
 RESAMPLE_NAME = "LANCZOS"
 MY_IMAGE_CLASS = 2  # my_image.jpg is the first test-split photo (by file name) of this class
 
-TRAIN_FILE = "train_signs.h5"
-TEST_FILE = "test_signs.h5"
+TRAIN_FILE = DATA_FILES["train"]
+TEST_FILE = DATA_FILES["test"]
 MY_IMAGE_FILE = "my_image.jpg"
 STAMP_FILE = ".signs_build.json"
 
@@ -93,7 +93,7 @@ def resolve_source(source_zip=None, shared_zip=SHARED_ZIP, cache_dir=None, url=A
         return source_zip
     if shared_zip is not None and Path(shared_zip).is_file():
         return Path(shared_zip)
-    cache_dir = Path(cache_dir if cache_dir is not None else DEFAULT_DATA_DIR / ".cache")
+    cache_dir = Path(cache_dir if cache_dir is not None else CACHE_DIR)
     cached = cache_dir / ARCHIVE_NAME
     if not cached.is_file():
         download(url, cached, log=log)

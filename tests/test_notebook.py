@@ -1,11 +1,12 @@
 """The nbgrader source notebook: solutions equal reference.py, sane nbgrader metadata, and it runs.
 
 The source notebook is executed twice in this file (that costs minutes on 2 cores): once with
-nbclient (resnet_course.demo.execute) and once by `nbgrader validate`, both with the CI settings
-(one epoch of two training steps). The learner release is validated too; it stops at the first
+nbclient (resnet_course.demo.execute, its parameters cell filled in with one epoch of two
+training steps) and once by `nbgrader validate` (under nbgrader the training cell makes the
+same token run by itself). The learner release is validated too; it stops at the first
 exercise stub, so only its first cells do real work.
 """
-import os
+import ast
 import re
 import shutil
 import subprocess
@@ -23,7 +24,8 @@ CHECKS = {"identity_block": "check_identity_block", "convolutional_block": "chec
           "ResNet50": "check_resnet50"}
 PUBLIC_TESTS = {"identity_block": "identity_block_test", "convolutional_block": "convolutional_block_test",
                 "ResNet50": "ResNet50_test"}
-CI_ENV = {"RESNET50_EPOCHS": "1", "RESNET50_TRAIN_STEPS": "2"}
+CI_PARAMETERS = {"EPOCHS": 1, "STEPS_PER_EPOCH": 2}
+EPOCH_LINE = re.compile(r"epoch \d+/\d+: loss \d+\.\d{4}, accuracy [01]\.\d{4}")
 
 
 @pytest.fixture(scope="module")
@@ -100,10 +102,32 @@ def test_committed_source_has_no_outputs_and_no_instructor_imports(notebook):
             assert not re.search(r"\bresnet_course\b", cell.source), f"cell {cell.id} imports resnet_course"
 
 
-def test_training_cell_reads_the_ci_settings(notebook):
+def test_run_parameters_are_one_tagged_cell_of_literals_just_before_training(notebook):
+    ids = [c.id for c in notebook.cells]
+    tagged = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
+    assert [c.id for c in tagged] == ["parameters"]
+    assert ids.index("parameters") == ids.index("training") - 1
+    assignments = [node for node in ast.parse(tagged[0].source).body]
+    assert all(isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+               for node in assignments), "plain literals only (papermill convention)"
+    assert {node.targets[0].id for node in assignments} == {"EPOCHS", "STEPS_PER_EPOCH", "OUTPUT_DIR"}
     code = "\n".join(c.source for c in notebook.cells if c.cell_type == "code")
-    for name in ("RESNET50_EPOCHS", "RESNET50_TRAIN_STEPS", "RESNET50_OUTPUT_DIR", demo.MODEL_FILE):
-        assert name in code
+    assert "RESNET50_" not in code and demo.MODEL_FILE in code
+    assert 'os.environ.get("NBGRADER_EXECUTION")' in notebook.cells[ids.index("training")].source
+
+
+def test_parameters_are_injected_right_after_the_parameters_cell(notebook):
+    filled = demo.with_parameters(notebook, EPOCHS=3, OUTPUT_DIR="/tmp/x")
+    index = [c.id for c in notebook.cells].index("parameters")
+    injected = filled.cells[index + 1]
+    assert injected.source == "EPOCHS = 3\nOUTPUT_DIR = '/tmp/x'"
+    assert injected.metadata["tags"] == [demo.INJECTED_TAG]
+    assert len(filled.cells) == len(notebook.cells) + 1 and notebook.cells[index + 1].id == "training"
+    with pytest.raises(ValueError, match="unknown notebook parameter.*EPOCS"):
+        demo.with_parameters(notebook, EPOCS=3)
+    untagged = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("EPOCHS = 1")])
+    with pytest.raises(ValueError, match="no cell tagged 'parameters'"):
+        demo.with_parameters(untagged, EPOCHS=3)
 
 
 # ---- execution (the expensive part) ----
@@ -111,7 +135,7 @@ def test_training_cell_reads_the_ci_settings(notebook):
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory):
     out = tmp_path_factory.mktemp("outputs")
-    notebook = demo.execute(SOURCE, env={**CI_ENV, "RESNET50_OUTPUT_DIR": str(out)})
+    notebook = demo.execute(SOURCE, parameters={**CI_PARAMETERS, "OUTPUT_DIR": str(out)})
     return notebook, out
 
 
@@ -122,6 +146,15 @@ def test_source_notebook_runs_top_to_bottom(executed):
     line = demo.accuracy_line(notebook)
     assert line is not None and re.fullmatch(r"Test accuracy: [01]\.\d{4}", line), line
     assert (out / demo.MODEL_FILE).is_file(), "the notebook saves the trained model"
+
+
+def test_training_prints_one_line_per_epoch_and_nothing_else(executed):
+    notebook, _ = executed
+    training = next(c for c in notebook.cells if c.id == "training")
+    printed = [line for output in training.outputs
+               if output.get("output_type") == "stream" and output.get("name") == "stdout"
+               for line in output["text"].splitlines()]
+    assert len(printed) == CI_PARAMETERS["EPOCHS"] and all(EPOCH_LINE.fullmatch(line) for line in printed), printed
 
 
 def test_executed_notebook_is_written_as_notebook_and_html(executed, tmp_path):
@@ -140,17 +173,24 @@ def test_demo_names_the_failing_cell(tmp_path):
         demo.execute(path, cwd=tmp_path)
 
 
-def _validate(notebook_path, out_dir):
-    """`nbgrader validate` run from instructor/ (its nbgrader_config.py lifts the 30 s cell limit)."""
-    env = {**os.environ, **CI_ENV, "RESNET50_OUTPUT_DIR": str(out_dir)}
-    result = subprocess.run([sys.executable, "-m", "nbgrader", "validate", str(notebook_path)],
-                            cwd=release.INSTRUCTOR, env=env, capture_output=True, text=True)
+def _validate(notebook_path, folder):
+    """`nbgrader validate` of a copy of the notebook in ``folder``, beside links to what sits
+    beside the original (learner modules, datasets/, images/), so that what it writes stays
+    there; run from instructor/ (its nbgrader_config.py lifts the 30 s cell limit)."""
+    for entry in notebook_path.parent.iterdir():
+        if entry.suffix in (".py", "") and not entry.name.startswith("."):
+            (folder / entry.name).symlink_to(entry.resolve())
+    copy = folder / notebook_path.name
+    shutil.copy(notebook_path, copy)
+    result = subprocess.run([sys.executable, "-m", "nbgrader", "validate", str(copy)],
+                            cwd=release.INSTRUCTOR, capture_output=True, text=True)
     return result.stdout + result.stderr
 
 
 def test_nbgrader_validate_passes_on_the_source(tmp_path):
     output = _validate(SOURCE, tmp_path)
     assert "Success! Your notebook passes all the tests." in output, output[-3000:]
+    assert (tmp_path / "outputs" / demo.MODEL_FILE).is_file(), "the token run trained and saved a model"
 
 
 def test_nbgrader_validate_fails_on_the_unsolved_release(tmp_path):
