@@ -57,6 +57,8 @@ def main(argv=None):
         for name in out_of_date:
             print(f"{name} is stale: run `python -m resnet_course.learner_files` "
                   f"(its source is resnet_course/{COPIES[name]}.py)")
+        if not out_of_date:
+            print("learner files are up to date")
         return 1 if out_of_date else 0
     changed = write()
     print(f"wrote {', '.join(changed)}" if changed else "learner files up to date")

@@ -3,9 +3,9 @@ command lines answer."""
 import importlib.util
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from resnet_course.paths import ROOT
+
 SCRIPT = ROOT / "bench" / "train_speed.py"
 INTERLEAVED = ROOT / "bench" / "interleaved_speed.py"
 

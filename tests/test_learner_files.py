@@ -87,3 +87,36 @@ def test_importing_training_utils_checks_the_imported_versions():
     result = _import_with_versions("training_utils", "2.17.0", "3.15.0")
     assert result.returncode == 1
     assert "installed: TensorFlow 2.17.0, Keras 3.15.0" in result.stderr.strip().splitlines()[-1]
+
+
+def test_generators_run_in_the_order_of_their_inputs():
+    from importlib.util import find_spec
+
+    from resnet_course import generated
+    order = [module for module, _ in generated.GENERATORS]
+    assert all(find_spec(module) for module in order)
+    assert order[0] == "resnet_course.learner_files"  # public_tests.py imports the learner files
+    assert order.index("resnet_course.release") > max(
+        order.index("resnet_course.expected_values"), order.index("resnet_course.notebook_sync"))
+
+
+def test_check_generated_runs_every_check_and_names_the_stale_ones(monkeypatch, capsys):
+    from resnet_course import generated
+    calls = []
+    monkeypatch.setattr(generated, "run", lambda module, check: calls.append((module, check))
+                        or int(module == "resnet_course.notebook_sync"))
+    assert generated.main(["--check"]) == 1
+    assert calls == [(module, True) for module, _ in generated.GENERATORS]
+    assert "stale: resnet_course.notebook_sync" in capsys.readouterr().err
+    calls.clear()
+    assert generated.main([]) == 1  # generating stops where a generator fails
+    assert calls[-1] == ("resnet_course.notebook_sync", False) and len(calls) == 3
+
+
+def test_the_learner_side_names_the_data_files_as_the_package_does():
+    import inspect
+
+    from resnet_course.paths import DATA_FILES, DATASETS_DIR
+    assert resnets_utils.DATA_FILES == DATA_FILES
+    # the one learner-side default that names the data folder again (relative to the notebook)
+    assert inspect.signature(resnets_utils.load_dataset).parameters["path"].default == DATASETS_DIR.name

@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from resnet_course import signs_data
+from resnet_course.paths import DATASETS_DIR
 from resnet_course.signs_data import SignsDataError, build
 
 PER_CLASS = 5  # images per class in the fake archive
@@ -51,7 +52,7 @@ def fake(tmp_path):
         images = fake_images()
         zip_path = write_zip(tmp_path / "signs.zip", images)
         manifest = tmp_path / "manifest.sha256"
-        data_dir = tmp_path / "datasets"
+        data_dir = tmp_path / DATASETS_DIR.name
         images_dir = tmp_path / "images"
         log = []
 
@@ -327,10 +328,10 @@ REAL_ZIP = signs_data.SHARED_ZIP
 
 @pytest.mark.skipif(not REAL_ZIP.is_file(), reason=f"{REAL_ZIP} is absent")
 def test_real_archive_builds_the_course_sized_files(tmp_path):
-    summary = build(data_dir=tmp_path / "datasets", images_dir=tmp_path / "images",
+    summary = build(data_dir=tmp_path / DATASETS_DIR.name, images_dir=tmp_path / "images",
                     source_zip=REAL_ZIP, log=lambda line: None)
-    train, _ = _read(tmp_path / "datasets" / "train_signs.h5")
-    test, _ = _read(tmp_path / "datasets" / "test_signs.h5")
+    train, _ = _read(tmp_path / DATASETS_DIR.name / "train_signs.h5")
+    test, _ = _read(tmp_path / DATASETS_DIR.name / "test_signs.h5")
     assert train["train_set_x"].shape == (1080, 64, 64, 3)
     assert test["test_set_x"].shape == (157, 64, 64, 3)
     assert np.bincount(train["train_set_y"]).tolist() == [180] * 6
@@ -341,4 +342,4 @@ def test_real_archive_builds_the_course_sized_files(tmp_path):
     for name in ("train_signs.h5", "test_signs.h5"):
         repo_file = signs_data.DEFAULT_DATA_DIR / name
         if stamp and repo_file.exists() and _sha(repo_file) in stamp["outputs"].get(name, []):
-            assert _sha(repo_file) == _sha(tmp_path / "datasets" / name)
+            assert _sha(repo_file) == _sha(tmp_path / DATASETS_DIR.name / name)

@@ -2,11 +2,10 @@
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 from resnet_course import tf_environment
+from resnet_course.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_defaults_fill_only_what_is_unset():
