@@ -14,7 +14,8 @@ import tensorflow as tf
 
 # The custom layers and optimizers a saved model or checkpoint may hold, for load_model.
 from resnet_course.fused import CUSTOM_OBJECTS
-from resnet_course.signs_files import ImageError, load_my_image
+# ImageError: what load_image_for raises, for its callers (evaluate.py).
+from resnet_course.signs_files import ImageError, load_my_image  # noqa: F401
 
 
 class ModelFileError(ValueError):
