@@ -138,16 +138,18 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, help="EPOCHS (default: the notebook's)")
     parser.add_argument("--steps-per-epoch", type=int,
                         help="STEPS_PER_EPOCH (default: the notebook's, the whole training set)")
-    parser.add_argument("--output-dir", type=Path, default=OUTPUTS_DIR,
-                        help="where the notebook saves its model and this writes the executed "
-                             "notebook and its HTML (default: outputs/)")
+    parser.add_argument("--output-dir", type=Path,
+                        help="OUTPUT_DIR, where the notebook saves its model and this writes the "
+                             "executed notebook and its HTML (default: the notebook's, outputs/)")
     options = parser.parse_args(argv)
-    directory = options.output_dir.resolve()
-    parameters = {"EPOCHS": options.epochs, "STEPS_PER_EPOCH": options.steps_per_epoch,
-                  "OUTPUT_DIR": str(directory)}
-    parameters = {name: value for name, value in parameters.items() if value is not None}
+    directory = OUTPUTS_DIR if options.output_dir is None else options.output_dir.resolve()
+    # only what was asked for, so that a default run shows the notebook as the learner has it
+    given = {"EPOCHS": options.epochs, "STEPS_PER_EPOCH": options.steps_per_epoch,
+             "OUTPUT_DIR": options.output_dir and str(directory)}
+    parameters = {name: value for name, value in given.items() if value is not None}
     start = time.perf_counter()
-    print(f"executing {_shown(options.notebook)} with {parameters} ...", flush=True)
+    print(f"executing {_shown(options.notebook)} with {parameters or 'its own parameters'} ...",
+          flush=True)
     try:
         notebook = execute(options.notebook.resolve(), parameters)
     except (NotebookFailed, ValueError) as err:

@@ -173,6 +173,23 @@ def test_demo_names_the_failing_cell(tmp_path):
         demo.execute(path, cwd=tmp_path)
 
 
+def test_demo_fills_in_the_parameters_and_writes_its_outputs(tmp_path, capsys):
+    parameters = nbformat.v4.new_code_cell('EPOCHS = 12\nSTEPS_PER_EPOCH = None\nOUTPUT_DIR = "outputs"',
+                                           id="parameters")
+    parameters.metadata["tags"] = ["parameters"]
+    run = nbformat.v4.new_code_cell(
+        "from pathlib import Path\n"
+        f"Path(OUTPUT_DIR, {demo.MODEL_FILE!r}).write_text('a model')\n"
+        "print(f'Test accuracy: 0.{EPOCHS:04d}')", id="run")
+    path = tmp_path / "tiny.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[parameters, run]), str(path))
+    out = tmp_path / "out"
+    out.mkdir()
+    assert demo.main(["--notebook", str(path), "--epochs", "3", "--output-dir", str(out)]) == 0
+    assert "Test accuracy: 0.0003" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == ["ResNet50.html", "ResNet50.ipynb", demo.MODEL_FILE]
+
+
 def _validate(notebook_path, folder):
     """`nbgrader validate` of a copy of the notebook in ``folder``, beside links to what sits
     beside the original (learner modules, datasets/, images/), so that what it writes stays
