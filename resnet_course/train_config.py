@@ -75,6 +75,7 @@ def family_of(dataset):
 
 
 def check_config(config, family):
+    """TrainError naming the first setting out of range; ``family``: the data set's."""
     try:
         models.describe(config.model)
     except ValueError as err:
