@@ -1,8 +1,9 @@
-"""The learner's checks (public_tests.py) and their expected values (resnet_course.expected_values).
+"""The learner's checks (public_tests.py, resnet_checks.py, check_cases.py) and their expected
+values (resnet_course.expected_values).
 
 The reference solution passes every public and hidden case; each plausible wrong solution
-fails with its own message; the generated expected values are up to date; public_tests.py
-stands alone (no resnet_course import).
+fails with its own message and each equivalent one passes; the generated expected values are up
+to date; the learner's check modules stand alone (no resnet_course import).
 """
 import ast
 import copy
@@ -18,7 +19,8 @@ from keras.layers import BatchNormalization, Dense, Flatten, Input
 from keras.models import Model
 
 import public_tests
-from resnet_course import expected_values, reference
+import resnet_checks
+from resnet_course import expected_values, paths, reference
 from tests.wrong_implementations import EQUIVALENT_IMPLEMENTATIONS, WRONG_IMPLEMENTATIONS
 
 ENTRY_POINTS = {
@@ -60,7 +62,7 @@ def public_cases():
 @pytest.mark.parametrize("exercise", list(ENTRY_POINTS))
 def test_reference_passes_the_public_checks(exercise, capsys):
     ENTRY_POINTS[exercise](getattr(REFERENCE, exercise))
-    assert capsys.readouterr().out == f"{public_tests.GREEN}All tests passed!{public_tests.RESET}\n"
+    assert capsys.readouterr().out == f"{resnet_checks.GREEN}All tests passed!{resnet_checks.RESET}\n"
 
 
 @pytest.mark.parametrize("exercise", list(CHECKS))
@@ -91,9 +93,12 @@ def test_wrong_implementation_fails_with_its_own_message(name, exercise, target,
 
 @pytest.mark.parametrize("name, exercise, target", EQUIVALENT_IMPLEMENTATIONS,
                          ids=[e[0] for e in EQUIVALENT_IMPLEMENTATIONS])
-def test_equivalent_implementation_passes(name, exercise, target, capsys):
+def test_equivalent_implementation_passes_the_public_and_hidden_checks(name, exercise, target, hidden_cases,
+                                                                        capsys):
     ENTRY_POINTS[exercise](target)
     assert "All tests passed!" in capsys.readouterr().out
+    for case in hidden_cases[exercise]:
+        CHECKS[exercise](target, case)
 
 
 def test_wrong_implementation_messages_are_distinct():
@@ -138,10 +143,9 @@ def test_numeric_check_catches_wrong_values():
 
 def test_a_raising_function_is_reported_with_its_exception():
     def identity_block(X, f, filters, training=True, initializer=random_uniform):
-        raise NotImplementedError("write the block here")
+        raise KeyError("F4")
 
-    with pytest.raises(public_tests.CheckFailed,
-                       match="raised NotImplementedError: write the block here"):
+    with pytest.raises(public_tests.CheckFailed, match="raised KeyError: 'F4'"):
         public_tests.identity_block_test(identity_block)
 
 
@@ -155,7 +159,7 @@ def test_batch_dependence_in_inference_mode_is_caught():
     X = Input((4, 4, 3))
     Y = Dense(2, activation="softmax")(Flatten()(BatchNormalization(axis=3)(X, training=True)))
     with pytest.raises(public_tests.CheckFailed, match="changes with the rest of the batch.*training=None"):
-        public_tests._check_inference_mode("model", Model(X, Y), (4, 4, 3))
+        resnet_checks._check_inference_mode("model", Model(X, Y), (4, 4, 3))
 
 
 def test_the_stored_expected_values_are_up_to_date(public_cases, hidden_cases):
@@ -163,16 +167,20 @@ def test_the_stored_expected_values_are_up_to_date(public_cases, hidden_cases):
     if expected_values.NOTEBOOK.exists():
         notebook = nbformat.read(str(expected_values.NOTEBOOK), as_version=4)
     stale = expected_values.stale_parts(public_cases, hidden_cases,
-                                        expected_values.PUBLIC_TESTS.read_text(), notebook)
+                                        expected_values.CHECK_CASES.read_text(), notebook)
     assert stale == [], "run `make expected`: " + ", ".join(stale)
 
 
 def test_check_mode_names_a_stale_value(public_cases, hidden_cases):
     changed = copy.deepcopy(public_cases)
     changed["convolutional_block"][1]["expected"]["outputs"][0]["probe"] += 0.01
-    text = expected_values.PUBLIC_TESTS.read_text()
+    text = expected_values.CHECK_CASES.read_text()
     assert expected_values.stale_parts(changed, hidden_cases, text, None) == [
-        "public_tests.py: CONVOLUTIONAL_BLOCK_CASES"]
+        "check_cases.py: CONVOLUTIONAL_BLOCK_CASES"]
+
+
+def test_check_cases_is_exactly_the_generated_text(public_cases):
+    assert expected_values.CHECK_CASES.read_text() == expected_values.render_check_cases(public_cases)
 
 
 def test_check_mode_command_line(capsys):
@@ -182,8 +190,8 @@ def test_check_mode_command_line(capsys):
 
 
 def test_rendering_is_deterministic(public_cases):
-    first = expected_values.render_public_block(public_cases)
-    assert first == expected_values.render_public_block(copy.deepcopy(public_cases))
+    first = expected_values.render_check_cases(public_cases)
+    assert first == expected_values.render_check_cases(copy.deepcopy(public_cases))
 
 
 def test_notebook_regions_are_rewritten_in_place(tmp_path, public_cases, hidden_cases):
@@ -205,8 +213,12 @@ def test_notebook_regions_are_rewritten_in_place(tmp_path, public_cases, hidden_
     assert rewritten.cells[1].source.endswith("for case in HIDDEN_CASES: pass")
 
 
-def test_public_tests_stands_alone():
-    source = expected_values.PUBLIC_TESTS.read_text()
+LEARNER_CHECK_MODULES = ("public_tests.py", "resnet_checks.py", "check_cases.py")
+
+
+@pytest.mark.parametrize("module", LEARNER_CHECK_MODULES)
+def test_the_learner_check_modules_stand_alone(module):
+    source = (paths.ROOT / module).read_text()
     tree = ast.parse(source)
     imported = set()
     for node in ast.walk(tree):
@@ -214,8 +226,21 @@ def test_public_tests_stands_alone():
             imported.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             imported.add((node.module or "").split(".")[0])
-    allowed = {"numpy", "keras", "tensorflow", "h5py", "matplotlib", "PIL", "resnets_utils"}
+    allowed = {"numpy", "keras", "tensorflow", "resnet_checks", "check_cases"}
     assert imported <= allowed | set(sys.stdlib_module_names), imported
     assert "resnet_course" not in source
     defined = {node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
     assert not defined & {"identity_block", "convolutional_block", "ResNet50"}
+
+
+def test_public_tests_is_what_the_learner_reads():
+    assert len((paths.ROOT / "public_tests.py").read_text().splitlines()) < 200
+    # The source notebook's hidden tests import the generic checks from public_tests.
+    for name in ("check_identity_block", "check_convolutional_block", "check_resnet50", "CheckFailed"):
+        assert getattr(public_tests, name) is getattr(resnet_checks, name)
+
+
+def test_the_source_folder_links_the_check_modules():
+    for module in LEARNER_CHECK_MODULES:
+        link = paths.SOURCE_DIR / module
+        assert link.is_symlink() and link.resolve() == (paths.ROOT / module).resolve(), link

@@ -7,6 +7,7 @@ mistake they build what resnet_course/reference.py builds.
 WRONG_IMPLEMENTATIONS lists (id, exercise, function, distinctive substring of the failure message);
 EQUIVALENT_IMPLEMENTATIONS lists correct solutions written differently (id, exercise, function).
 """
+import keras
 from keras.initializers import glorot_uniform, random_uniform
 from keras.layers import (
     Activation,
@@ -19,6 +20,8 @@ from keras.layers import (
     GlobalAveragePooling2D,
     Input,
     MaxPooling2D,
+    ReLU,
+    Softmax,
     ZeroPadding2D,
 )
 from keras.models import Model
@@ -29,24 +32,33 @@ from resnet_course import reference
 def block(X, f, filters, s, training, initializer, *, projection,
           add_shortcut=True, shortcut_bn=True, relu_before_add=False, relu_after_add=True,
           middle_padding="same", stride_on_middle=False, bn_axis=3, forward_training=True,
-          hard_training=None, kernel_initializer="called", seed=0, swap_f2_f3=False, shortcut_first=False):
+          hard_training=None, kernel_initializer="called", seed=0, swap_f2_f3=False, shortcut_first=False,
+          merge="Add", relu="Activation", kernel_as_tuple=False, pointwise_padding="valid"):
     """A residual block with optional mistakes; projection=True makes it a convolutional block.
 
     add_shortcut / shortcut_bn / relu_before_add / relu_after_add: which of those layers exist;
     middle_padding, stride_on_middle, bn_axis, swap_f2_f3: layer settings;
     forward_training=False calls BatchNormalization without training, hard_training fixes it;
     kernel_initializer: "called" (initializer(seed=seed)), "class" (the class itself) or "glorot";
-    shortcut_first: the order of Add's inputs (either order is right).
+    shortcut_first: the order of Add's inputs (either order is right);
+    merge, relu, kernel_as_tuple, pointwise_padding: equivalent ways of writing the same block
+    (see MERGES and RELUS; kernel_size=(f, f) instead of f; padding of the 1x1 CONVs).
     """
     F1, F2, F3 = filters
     if swap_f2_f3:
         F2, F3 = F3, F2
     X_shortcut = X
 
-    def conv(Y, filters_, kernel, stride, padding="valid"):
+    def conv(Y, filters_, kernel, stride, padding=pointwise_padding):
         init = {"called": lambda: initializer(seed=seed), "class": lambda: initializer,
                 "glorot": lambda: glorot_uniform(seed=0)}[kernel_initializer]()
+        kernel = (kernel, kernel) if kernel_as_tuple else kernel
         return Conv2D(filters_, kernel, strides=(stride, stride), padding=padding, kernel_initializer=init)(Y)
+
+    shared_relu = ReLU()
+
+    def activation(Y):
+        return RELUS[relu](shared_relu)(Y)
 
     def batch_norm(Y):
         layer = BatchNormalization(axis=bn_axis)
@@ -55,20 +67,35 @@ def block(X, f, filters, s, training, initializer, *, projection,
         return layer(Y, training=training) if forward_training else layer(Y)
 
     first_stride, middle_stride = (1, s) if stride_on_middle else (s, 1)
-    X = Activation("relu")(batch_norm(conv(X, F1, 1, first_stride)))
-    X = Activation("relu")(batch_norm(conv(X, F2, f, middle_stride, middle_padding)))
+    X = activation(batch_norm(conv(X, F1, 1, first_stride)))
+    X = activation(batch_norm(conv(X, F2, f, middle_stride, middle_padding)))
     X = batch_norm(conv(X, F3, 1, 1))
     if relu_before_add:
-        X = Activation("relu")(X)
+        X = activation(X)
     if projection:
         X_shortcut = conv(X_shortcut, F3, 1, s)
         if shortcut_bn:
             X_shortcut = batch_norm(X_shortcut)
     if add_shortcut:
-        X = Add()([X_shortcut, X] if shortcut_first else [X, X_shortcut])
+        X = MERGES[merge](*((X_shortcut, X) if shortcut_first else (X, X_shortcut)))
     if relu_after_add:
-        X = Activation("relu")(X)
+        X = activation(X)
     return X
+
+
+# Ways of adding the two paths, and of applying a ReLU, that compute the same thing.
+MERGES = {
+    "Add": lambda a, b: Add()([a, b]),
+    "add_function": lambda a, b: keras.layers.add([a, b]),
+    "operator": lambda a, b: a + b,
+}
+RELUS = {  # each takes the block's one shared ReLU() layer, which "reused" applies every time
+    "Activation": lambda shared: Activation("relu"),
+    "ReLU_layer": lambda shared: ReLU(),
+    "activation_function": lambda shared: Activation(keras.activations.relu),
+    "ops_relu": lambda shared: keras.ops.relu,
+    "reused": lambda shared: shared,
+}
 
 
 def identity_block_variant(**mistake):
@@ -92,7 +119,8 @@ def identity_block_returning_none(X, f, filters, training=True, initializer=rand
 def resnet50(input_shape=(64, 64, 3), classes=6, *, stage_blocks=(3, 4, 6, 3),
              stage_filters=((64, 64, 256), (128, 128, 512), (256, 256, 1024), (512, 512, 2048)),
              stage_strides=(1, 2, 2, 2), block_training=None, zero_padding=True, max_pool=True,
-             stem_bias=True, head="average", softmax=True, identity_block=reference.identity_block):
+             stem_bias=True, head="average", softmax=True, separate_softmax=None,
+             identity_block=reference.identity_block):
     """The assignment's ResNet50 (reference blocks unless told otherwise) with optional mistakes."""
     X_input = Input(input_shape)
     X = ZeroPadding2D((3, 3))(X_input) if zero_padding else X_input
@@ -113,7 +141,12 @@ def resnet50(input_shape=(64, 64, 3), classes=6, *, stage_blocks=(3, 4, 6, 3),
         X = Flatten()(MaxPooling2D((2, 2))(X))
     elif head == "global":
         X = GlobalAveragePooling2D()(X)
-    X = Dense(classes, activation="softmax" if softmax else None, kernel_initializer=glorot_uniform(seed=0))(X)
+    fused_softmax = softmax and separate_softmax is None
+    X = Dense(classes, activation="softmax" if fused_softmax else None, kernel_initializer=glorot_uniform(seed=0))(X)
+    if separate_softmax == "Activation":
+        X = Activation("softmax")(X)
+    elif separate_softmax == "Softmax":
+        X = Softmax()(X)
     return Model(inputs=X_input, outputs=X)
 
 
@@ -130,6 +163,26 @@ EQUIVALENT_IMPLEMENTATIONS = [
     ("identity_add_order_swapped", "identity_block", identity_block_variant(shortcut_first=False)),
     ("convolutional_add_order_swapped", "convolutional_block", convolutional_block_variant(shortcut_first=True)),
     ("identity_bn_axis_minus_1", "identity_block", identity_block_variant(bn_axis=-1)),
+    ("convolutional_bn_axis_minus_1", "convolutional_block", convolutional_block_variant(bn_axis=-1)),
+    ("identity_kernel_size_tuple", "identity_block", identity_block_variant(kernel_as_tuple=True)),
+    ("convolutional_kernel_size_tuple", "convolutional_block", convolutional_block_variant(kernel_as_tuple=True)),
+    # A 1x1 kernel never needs padding: 'same' computes what 'valid' does, at any stride.
+    ("identity_1x1_padding_same", "identity_block", identity_block_variant(pointwise_padding="same")),
+    ("convolutional_1x1_padding_same", "convolutional_block",
+     convolutional_block_variant(pointwise_padding="same")),
+] + [(f"{exercise}_merge_{merge}", exercise, variant(merge=merge))
+     for merge in MERGES if merge != "Add"
+     for exercise, variant in (("identity_block", identity_block_variant),
+                               ("convolutional_block", convolutional_block_variant))
+] + [(f"{exercise}_relu_{relu}", exercise, variant(relu=relu))
+     for relu in RELUS if relu != "Activation"
+     for exercise, variant in (("identity_block", identity_block_variant),
+                               ("convolutional_block", convolutional_block_variant))
+] + [
+    ("resnet50_separate_softmax_activation", "ResNet50", resnet50_variant(separate_softmax="Activation")),
+    ("resnet50_softmax_layer", "ResNet50", resnet50_variant(separate_softmax="Softmax")),
+    ("resnet50_blocks_with_other_equivalents", "ResNet50", resnet50_variant(
+        identity_block=identity_block_variant(merge="operator", relu="ReLU_layer", pointwise_padding="same"))),
 ]
 
 WRONG_IMPLEMENTATIONS = [

@@ -1,0 +1,1 @@
+../../../resnet_checks.py

@@ -1,0 +1,869 @@
+"""The checking machinery behind public_tests.py: it builds the learner's function, reads the
+layers it created, runs it on fixed inputs and compares everything with the expected values.
+
+A check builds the block on a symbolic ``keras.Input`` and reads the layer graph through Keras's
+public API (a ``keras.Model`` around it, its ``get_config()`` and ``operations``): layer types,
+settings, output shapes, how the shortcut is wired into the ``Add`` and how each BatchNormalization
+is called. Then it calls the block on fixed inputs with fixed kernel initializers, in training and in
+inference mode, and compares summaries of the outputs. The first problem found is raised as a
+``CheckFailed`` that says what is wrong and where; in Jupyter it shows as a few short lines
+(``_render_traceback_``), not as a traceback through this module.
+
+The generic checks ``check_identity_block``, ``check_convolutional_block`` and ``check_resnet50``
+take a *case* (a dict: input spec, arguments, expected values; see check_cases.py).
+"""
+import difflib
+import os
+import traceback
+
+import keras
+import numpy as np
+
+GREEN = "\033[92m"
+RED = "\033[91m"
+RESET = "\033[0m"
+
+# Outputs must match the expected values to within |got - expected| <= ATOL + RTOL * |expected|.
+RTOL = 1e-5
+ATOL = 1e-4
+
+
+class CheckFailed(AssertionError):
+    """One check of the assignment failed; the message says what is wrong and how to fix it.
+
+    Plain Python and pytest show it as an AssertionError with that message. IPython (Jupyter,
+    nbgrader) calls ``_render_traceback_`` instead of printing a traceback, so the learner sees the
+    message alone, plus the lines of their own code when their code raised the error.
+    """
+
+    def __init__(self, message, learner_frames=()):
+        super().__init__(message)
+        self.learner_frames = list(learner_frames)
+
+    def _render_traceback_(self):
+        first, *rest = str(self).splitlines() or [""]
+        lines = [f"{RED}Check failed{RESET}: {first}", *rest]
+        if self.learner_frames:
+            lines.append("Where your code raised it:")
+            lines.extend(line.rstrip("\n") for line in traceback.format_list(self.learner_frames))
+        return lines
+
+
+def _fail(context, problem):
+    raise CheckFailed(f"{context}: {problem}")
+
+
+# --------------------------------------------------------------------------------------
+# Fixed inputs and kernel initializers
+# --------------------------------------------------------------------------------------
+
+def make_input(spec):
+    """The float32 input array described by a small spec dict.
+
+    {"shape": (m, ...), "kind": "levels", "levels": [l_0, ..., l_(m-1)]}: example i is l_i everywhere.
+    {"shape": (...), "kind": "wave", "freq": a, "phase": b, "scale": c}: element k (in C order)
+    is c * sin(a * k + b).
+    """
+    shape = tuple(spec["shape"])
+    if spec["kind"] == "levels":
+        levels = np.asarray(spec["levels"], dtype=np.float64).reshape((-1,) + (1,) * (len(shape) - 1))
+        values = np.broadcast_to(levels, shape)
+    elif spec["kind"] == "wave":
+        k = np.arange(int(np.prod(shape)), dtype=np.float64)
+        values = (spec["scale"] * np.sin(spec["freq"] * k + spec["phase"])).reshape(shape)
+    else:
+        raise ValueError(f"unknown input kind {spec['kind']!r}: use 'levels' or 'wave'")
+    return np.ascontiguousarray(values, dtype=np.float32)
+
+
+class FixedInitializer(keras.initializers.Initializer):
+    """A kernel initializer whose values depend only on the kernel's shape (not on the seed).
+
+    kind "ones": every weight is 1 (the course's ``constant(value=1)``).
+    kind "wave": weight k (in C order) is cos(0.9 k + 0.5) / sqrt(fan_in).
+    ``seed`` records the seed it was created with, so the checks can see it.
+    """
+
+    def __init__(self, kind, seed=None):
+        self.kind = kind
+        self.seed = seed
+
+    def __call__(self, shape, dtype=None):
+        return keras.ops.convert_to_tensor(self.values(shape), dtype=dtype or "float32")
+
+    def values(self, shape):
+        shape = tuple(int(d) for d in shape)
+        if self.kind == "ones":
+            return np.ones(shape, dtype=np.float32)
+        if self.kind == "wave":
+            fan_in = int(np.prod(shape[:-1])) if len(shape) > 1 else 1
+            k = np.arange(int(np.prod(shape)), dtype=np.float64)
+            return (np.cos(0.9 * k + 0.5) / np.sqrt(fan_in)).reshape(shape).astype(np.float32)
+        raise ValueError(f"unknown initializer kind {self.kind!r}: use 'ones' or 'wave'")
+
+    def get_config(self):
+        return {"kind": self.kind, "seed": self.seed}
+
+
+def fixed_initializer(kind):
+    """A stand-in for an initializer class such as ``random_uniform``: the block calls it as
+    ``initializer(seed=0)`` and gets a FixedInitializer of this kind."""
+
+    def initializer(*args, seed=None, **kwargs):
+        if args and isinstance(args[0], (tuple, list)):
+            # Keras is calling the class itself with a kernel shape.
+            raise CheckFailed(
+                "a Conv2D got kernel_initializer=initializer (the class itself): "
+                "call it to get an initializer object: kernel_initializer=initializer(seed=0)")
+        if args:
+            seed = args[0]
+        return FixedInitializer(kind, seed)
+
+    initializer.__name__ = f"fixed_initializer_{kind}"
+    return initializer
+
+
+# --------------------------------------------------------------------------------------
+# Calling the learner's function
+# --------------------------------------------------------------------------------------
+
+def _format_args(kwargs):
+    """Keyword arguments as text; callables (initializers) by their name."""
+    parts = []
+    for name, value in kwargs.items():
+        if callable(value):
+            text = getattr(value, "__name__", "initializer")
+        elif name == "filters":
+            text = repr(list(value))
+        else:
+            text = repr(value)
+        parts.append(f"{name}={text}")
+    return ", ".join(parts)
+
+
+# Frames from these files are the checks' own or the libraries' internals, never the learner's code.
+_NOT_LEARNER_CODE = tuple(os.path.dirname(module.__file__) + os.sep for module in (keras, np)) + (
+    os.path.abspath(__file__), os.path.join(os.path.dirname(os.path.abspath(__file__)), "public_tests.py"))
+try:
+    import tensorflow
+    _NOT_LEARNER_CODE += (os.path.dirname(tensorflow.__file__) + os.sep,)
+except ImportError:  # another Keras backend: nothing to hide
+    pass
+
+
+def learner_frames(error):
+    """The traceback entries of an exception that lie in the learner's code (notebook cells, their
+    own modules): the frames of these checks and of Keras, TensorFlow and NumPy are left out."""
+    frames = traceback.extract_tb(error.__traceback__)
+    return [frame for frame in frames if not os.path.abspath(frame.filename).startswith(_NOT_LEARNER_CODE)]
+
+
+def _call(context, target, *args, hint="", **kwargs):
+    """Calls the learner's function; turns an exception or a None result into a CheckFailed."""
+    name = getattr(target, "__name__", "your function")
+    call_text = f"{name}({'X, ' if args else ''}{_format_args(kwargs)})"
+    try:
+        result = target(*args, **kwargs)
+    except CheckFailed as failure:  # raised by a fixed initializer misused inside the learner's code
+        if failure.args[0].startswith(context):
+            raise
+        raise CheckFailed(f"{context}: {failure.args[0]}") from None
+    except NotImplementedError:  # the stub: the learner has not written the function yet
+        raise CheckFailed(f"{name} is not implemented yet: write your code where it says "
+                          "# YOUR CODE HERE (and delete the `raise NotImplementedError()` line).") from None
+    except Exception as error:  # the learner's code may raise anything: report it plainly
+        text = str(error).strip()
+        if len(text) > 600:
+            text = text[:600] + " ..."
+        advice = ""
+        if "incompatible shapes" in text and hint:
+            advice = f"\n  Hint: {hint}"
+        elif "NoneType" in text:
+            advice = "\n  Hint: is a `None` placeholder left in your code? Replace each one with your code."
+        raise CheckFailed(f"{context}: calling {call_text} raised {type(error).__name__}: {text}{advice}",
+                          learner_frames(error)) from error
+    if result is None:
+        _fail(context, f"{call_text} returned None: end the function with `return X`"
+                       + (" (the keras.Model)" if not args else ""))
+    return result
+
+
+# --------------------------------------------------------------------------------------
+# Reading the layer graph that the learner's function built
+# --------------------------------------------------------------------------------------
+
+class Step:
+    """One layer call in the traced graph: its operation (a layer or a keras.ops function), the
+    call's keyword arguments, the output shape without the batch axis and, for a merge (e.g. Add),
+    the ``branches`` (lists of Steps from the fork to the merge)."""
+
+    def __init__(self, op, kwargs, shape, branches=None):
+        self.op, self.kwargs, self.shape, self.branches = op, kwargs, shape, branches
+
+
+def _keras_tensors(value):
+    """The serialized symbolic tensors inside a call's serialized arguments, in order."""
+    if isinstance(value, dict):
+        if value.get("class_name") == "__keras_tensor__":
+            return [value["config"]]
+        return [t for v in value.values() for t in _keras_tensors(v)]
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in _keras_tensors(v)]
+    return []
+
+
+def _tensor_keys(layers):
+    """The (layer, call, output) keys of a config's "input_layers" / "output_layers" (Keras writes
+    a single one unnested)."""
+    return [tuple(layers)] if layers and isinstance(layers[0], str) else [tuple(key) for key in layers]
+
+
+class LayerGraph:
+    """Every layer call of a functional model, read from ``model.get_config()``: Keras's public,
+    saved description of the graph, which names each call's input tensors as (layer, call, output)
+    and keeps its keyword arguments (e.g. ``training``). Unlike ``layer.input`` / ``layer.output``
+    it also sees the second call of a layer used twice (e.g. one ReLU() applied after each BN)."""
+
+    def __init__(self, model):
+        config = model.get_config()
+        ops = {op.name: op for op in model.operations}
+        self.calls = {}   # tensor key (layer name, call index, output index) -> (op, input keys, kwargs)
+        self.shapes = {}  # tensor key -> shape without the batch axis
+        for layer in config["layers"]:
+            for index, node in enumerate(layer["inbound_nodes"]):
+                inputs = []
+                for tensor in _keras_tensors(node.get("args", [])):
+                    key = tuple(tensor["keras_history"])
+                    inputs.append(key)
+                    self.shapes[key] = tuple(tensor["shape"][1:])
+                if inputs:
+                    self.calls[(layer["name"], index, 0)] = (ops[layer["name"]], inputs, node.get("kwargs", {}))
+        (self.input,) = _tensor_keys(config["input_layers"])
+        (self.output,) = _tensor_keys(config["output_layers"])
+        self.shapes[self.output] = tuple(model.outputs[0].shape[1:])
+
+    def ancestors(self, key):
+        """The tensor and every tensor it was computed from."""
+        seen, stack = set(), [key]
+        while stack:
+            key = stack.pop()
+            if key not in seen:
+                seen.add(key)
+                stack.extend(self.calls[key][1] if key in self.calls else ())
+        return seen
+
+    def trace(self, key=None, stop=None):
+        """The Steps from ``stop`` (exclusive; default the input) to ``key`` (default the output),
+        merges holding their branches."""
+        key, stop = key or self.output, stop or self.input
+        steps = []
+        while key != stop and key in self.calls:
+            op, inputs, kwargs = self.calls[key]
+            if len(inputs) == 1:
+                steps.append(Step(op, kwargs, self.shapes[key]))
+                key = inputs[0]
+                continue
+            ancestor_sets = [self.ancestors(k) for k in inputs]
+            common = set(ancestor_sets[0]).intersection(*ancestor_sets[1:])
+            if not common:
+                break
+            # The fork is the common ancestor closest to the merge: it has the most ancestors.
+            fork = max(common, key=lambda k: len(self.ancestors(k)))
+            steps.append(Step(op, kwargs, self.shapes[key], [self.trace(k, fork) for k in inputs]))
+            key = fork
+        steps.reverse()
+        return steps
+
+
+def _activation_name(function):
+    return getattr(function, "__name__", str(function))
+
+
+def describe(step):
+    """A short tuple (type, output shape without the batch axis, settings...) for one Step."""
+    op = step.op
+    kind = type(op).__name__
+    shape = step.shape
+    is_layer = isinstance(op, keras.layers.Layer)
+    if kind == "Conv2D":
+        kernel_size = tuple(op.kernel_size)
+        # A 1x1 kernel never reaches past its own pixel, so 'same' adds no padding at any stride:
+        # both paddings compute the same thing, and the checks describe both as 'valid'.
+        padding = "valid" if kernel_size == (1, 1) else op.padding
+        return ("Conv2D", shape, op.filters, kernel_size, tuple(op.strides), padding,
+                _activation_name(op.activation))
+    if kind == "BatchNormalization":
+        return ("BatchNormalization", shape, op.axis % (len(shape) + 1))
+    if kind == "Activation":
+        return ("Activation", shape, _activation_name(op.activation))
+    if kind in ("ReLU", "Relu"):
+        plain = not is_layer or (op.max_value is None and not op.negative_slope and not op.threshold)
+        return ("Activation", shape, "relu") if plain else ("ReLU", shape)
+    if kind == "Softmax" and is_layer and op.axis in (-1, len(shape)):
+        return ("Activation", shape, "softmax")
+    if kind == "ZeroPadding2D":
+        return ("ZeroPadding2D", shape, tuple(tuple(p) for p in op.padding))
+    if kind in ("MaxPooling2D", "AveragePooling2D"):
+        return (kind, shape, tuple(op.pool_size), tuple(op.strides), op.padding)
+    if kind == "Dense":
+        return ("Dense", shape, op.units, _activation_name(op.activation))
+    return (kind, shape)
+
+
+_FIELDS = {
+    "Conv2D": ("filters", "kernel_size", "strides", "padding", "activation"),
+    "BatchNormalization": ("axis",),
+    "Activation": ("activation",),
+    "ZeroPadding2D": ("padding",),
+    "MaxPooling2D": ("pool_size", "strides", "padding"),
+    "AveragePooling2D": ("pool_size", "strides", "padding"),
+    "Dense": ("units", "activation"),
+    "IdentityBlock": ("filters", "f"),
+    "ConvolutionalBlock": ("filters", "f", "s"),
+}
+
+_BLOCK_NAMES = {"IdentityBlock": "identity block", "ConvolutionalBlock": "convolutional block"}
+
+
+def _label(item):
+    """Short name of a described layer for the layer-sequence overview."""
+    if item[0] == "Activation":
+        return f"Activation('{item[2]}')"
+    return _BLOCK_NAMES.get(item[0], item[0])
+
+
+def _format_item(item):
+    """A described layer in Keras-like notation, e.g. Conv2D(filters=4, kernel_size=(1, 1), ...)."""
+    kind = item[0]
+    if kind == "Activation":
+        return _label(item)
+    if kind in _BLOCK_NAMES:
+        settings = dict(zip(_FIELDS[kind], item[2:]))
+        settings["filters"] = list(settings["filters"])
+        return f"{_BLOCK_NAMES[kind]}({_format_args(settings)})"
+    fields = _FIELDS.get(kind, ())
+    parts = [f"{name}={value!r}" for name, value in zip(fields, item[2:])
+             if not (name == "activation" and value == "linear")]
+    return f"{kind}({', '.join(parts)})"
+
+
+def _compare_items(context, where, expected, got, names=None, hints=None, unit="layer"):
+    """Fails with the first difference between two lists of described layers."""
+    hints = hints or {}
+    expected_labels = [_label(item) for item in expected]
+    got_labels = [_label(item) for item in got]
+    overview = (f"\n  expected {where}: {' -> '.join(expected_labels) or '(nothing)'}"
+                f"\n  got {where}:      {' -> '.join(got_labels) or '(nothing)'}")
+    if expected_labels != got_labels:
+        matcher = difflib.SequenceMatcher(a=expected_labels, b=got_labels, autojunk=False)
+        for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+            if tag == "equal":
+                continue
+            if tag == "delete":
+                if j1 > 0:
+                    place = f"after {where} {unit} {j1} ({got_labels[j1 - 1]})"
+                else:
+                    place = f"before {where} {unit} 1 ({got_labels[0]})" if got_labels else f"in {where}"
+                problem = f"missing {_format_item(expected[i1])} {place}"
+            elif tag == "insert":
+                problem = f"extra {unit}: {where} {unit} {j1 + 1} is {_format_item(got[j1])}, which should not be there"
+            else:
+                problem = (f"{where} {unit} {j1 + 1} is {_format_item(got[j1])}, "
+                           f"expected {_format_item(expected[i1])}")
+            _fail(context, problem + overview)
+    for index, (want, have) in enumerate(zip(expected, got)):
+        if want == have:
+            continue
+        kind = want[0]
+        name = f", named '{names[index]}'" if names else ""
+        where_layer = f"{where} {unit} {index + 1} ({_BLOCK_NAMES.get(kind, kind)}{name})"
+        diffs = [(field, w, h) for field, w, h in zip(_FIELDS.get(kind, ()), want[2:], have[2:]) if w != h]
+        parts = [f"{field}={h!r}, expected {field}={w!r}" for field, w, h in diffs]
+        if want[1] != have[1]:
+            parts.append(f"output shape {have[1]}, expected {want[1]}")
+        advice = [hints[(kind, field)] for field, _, _ in diffs if (kind, field) in hints]
+        advice = f"\n  Hint: {advice[0]}" if advice else ""
+        _fail(context, f"{where_layer}: {'; '.join(parts)}{advice}")
+
+# --------------------------------------------------------------------------------------
+# The residual blocks
+# --------------------------------------------------------------------------------------
+
+_BLOCK_HINTS = {
+    ("Conv2D", "padding"): "the f x f CONV uses padding='same' (it keeps height and width); "
+                           "the 1x1 CONVs use padding='valid'.",
+    ("Conv2D", "strides"): "in the convolutional block the stride s goes on the first 1x1 CONV of the "
+                           "main path and on the shortcut CONV; the f x f CONV and the third CONV have stride 1.",
+    ("Conv2D", "filters"): "F1, F2, F3 = filters: the three CONVs of the main path have F1, F2 and F3 "
+                           "filters, in that order (the shortcut CONV has F3).",
+    ("Conv2D", "kernel_size"): "the middle CONV of the main path is f x f, the other CONVs are 1x1.",
+    ("Conv2D", "activation"): "the CONVs have no activation of their own: the ReLU is a separate "
+                              "Activation('relu') after the BatchNormalization.",
+    ("BatchNormalization", "axis"): "normalize over the channels: BatchNormalization(axis=3).",
+}
+
+_ADD_SHAPES_HINT = {
+    "identity_block": "Add got tensors of different shapes: the main path must end with F3 = filters[2] "
+                      "channels and keep height and width (stride 1, padding='same' on the f x f CONV); "
+                      "the shortcut is X itself.",
+    "convolutional_block": "Add got tensors of different shapes: the shortcut must be projected with "
+                           "Conv2D(F3, (1, 1), strides=(s, s)) then BatchNormalization, and the stride s "
+                           "goes on the first CONV of the main path only.",
+}
+
+_MISSING = object()
+
+
+def _block_context(exercise, case):
+    args = dict(case["args"])
+    return f"{exercise}(X of shape {tuple(case['input']['shape'])}, {_format_args(args)})"
+
+
+def _block_kwargs(case, training, initializer):
+    return dict(case["args"], training=training, initializer=initializer)
+
+
+_NO_PROJECTION = ("the shortcut is X itself: Add's inputs do not include the projection. Apply "
+                  "Conv2D(F3, (1, 1), strides=(s, s)) then BatchNormalization to X_shortcut before the Add.")
+
+def _layers_called_on(tensor):
+    """The chains of single-input layers that start at a symbolic tensor, one per layer called on it.
+
+    Used only to explain an Add that failed on tensors of different shapes: there is no output
+    yet, so no Model and no config to read; the layers built so far are found only through what
+    Keras records on the tensors (private attributes). If a Keras version lacks them, this returns
+    [] and the learner gets the general hint. tests/test_old_stack.py pins it on the oldest Keras.
+    """
+    def consumers(t):
+        history = getattr(t, "_keras_history", None)
+        operation = getattr(history, "operation", None)
+        return [node for node in getattr(operation, "_outbound_nodes", [])
+                if any(x is t for x in getattr(node, "input_tensors", []))]
+
+    paths = []
+    for node in consumers(tensor):
+        path = []
+        while node is not None and len(node.input_tensors) == 1:
+            output = node.outputs[0]
+            path.append(Step(node.operation, {}, tuple(output.shape[1:])))
+            following = consumers(output)
+            node = following[0] if len(following) == 1 else None
+        paths.append(path)
+    return paths
+
+
+def _diagnose_failed_add(exercise, context, X, expected, failure):
+    """Add failed because its inputs have different shapes: the layers built before it are still
+    recorded on the Input, so find the one that made the shapes differ (raises CheckFailed)."""
+    paths = sorted(_layers_called_on(X), key=len)
+    if not paths:
+        return
+    error = failure.args[0].split(" raised ", 1)[-1].splitlines()[0]
+    try:
+        main = paths[-1]
+        _compare_items(context, "main path", expected["main"], [describe(s) for s in main],
+                       [s.op.name for s in main], _BLOCK_HINTS)
+        if exercise == "convolutional_block":
+            if len(paths) == 1:
+                _fail(context, _NO_PROJECTION)
+            _compare_items(context, "shortcut path", expected["shortcut"], [describe(s) for s in paths[0]],
+                           [s.op.name for s in paths[0]], _BLOCK_HINTS)
+    except CheckFailed as specific:
+        raise CheckFailed(f"{specific.args[0]}\n  (this is why Add raised {error})") from failure
+
+
+def _build_block(exercise, target, case, context):
+    """Builds the block on a symbolic Input; returns the traced Steps and the output."""
+    X = keras.Input(tuple(case["input"]["shape"][1:]))
+    kind = case["expected"]["outputs"][0]["initializer"] if case.get("expected") else "wave"
+    try:
+        Y = _call(context, target, X, hint=_ADD_SHAPES_HINT[exercise],
+                  **_block_kwargs(case, False, fixed_initializer(kind)))
+    except CheckFailed as failure:
+        if "incompatible shapes" in failure.args[0] and case.get("expected"):
+            _diagnose_failed_add(exercise, context, X, case["expected"], failure)
+        raise
+    if not isinstance(Y, keras.KerasTensor):
+        _fail(context, f"on a symbolic keras.Input the block returned a {type(Y).__name__}, expected the "
+                       "output tensor of the last layer (keep using Keras layers, not numpy).")
+    try:
+        model = keras.Model(X, Y)
+    except ValueError:  # Keras found no path from X to Y
+        _fail(context, "the output is not computed from the input X: start the block from its argument X.")
+    return LayerGraph(model).trace(), Y
+
+
+def _split_block(context, steps, projection):
+    """(main path, shortcut path, layers after the Add) of a traced block; fails on wrong wiring."""
+    merges = [i for i, step in enumerate(steps) if step.branches is not None]
+    layers = " -> ".join(_label(describe(step)) for step in steps)
+    if not merges:
+        _fail(context, "there is no Add: the shortcut is missing. Add the shortcut to the main path "
+                       f"with Add()([X, X_shortcut]) then apply the ReLU.\n  got: {layers}")
+    if len(merges) > 1:
+        _fail(context, f"found {len(merges)} merge layers (Add); a block has exactly one.")
+    index = merges[0]
+    merge = steps[index]
+    if type(merge.op).__name__ != "Add":
+        _fail(context, f"the two paths are merged with {type(merge.op).__name__}; use Add().")
+    if len(merge.branches) != 2:
+        _fail(context, f"Add has {len(merge.branches)} inputs; it adds exactly two: the main path and the shortcut.")
+    if index > 0:
+        first = describe(steps[0])
+        _fail(context, "Add's inputs do not include the block input X: the shortcut starts after "
+                       f"{_format_item(first)} instead of at the block input. Set X_shortcut = X "
+                       "before the first layer and add X_shortcut"
+                       + (" (through the projection CONV and BatchNormalization)" if projection else "") + ".")
+    branches = sorted(merge.branches, key=len)
+    shortcut, main = branches
+    if not main:
+        _fail(context, "both inputs of Add are the block input X: add the main path's output to the shortcut.")
+    if main[-1:] and describe(main[-1])[0] == "Activation":
+        _fail(context, "ReLU before the Add: the main path ends with "
+                       f"{_format_item(describe(main[-1]))}. The third component ends with "
+                       "BatchNormalization; the ReLU comes after the Add.")
+    if not projection and shortcut:
+        _fail(context, "Add's inputs do not include the block input X: the identity block adds X itself "
+                       "(X_shortcut = X), but the shortcut goes through "
+                       f"{' -> '.join(_label(describe(s)) for s in shortcut)}.")
+    if projection and not shortcut:
+        _fail(context, _NO_PROJECTION)
+    after = steps[index + 1:]
+    if not after:
+        _fail(context, "missing ReLU after the Add: the block returns the Add's output; "
+                       "apply Activation('relu') to it.")
+    return main, shortcut, after
+
+
+def block_structure(exercise, target, case, context=None):
+    """The described main path, shortcut path and after-Add layers of a block (for expected values)."""
+    context = context or _block_context(exercise, case)
+    steps, _ = _build_block(exercise, target, case, context)
+    main, shortcut, after = _split_block(context, steps, projection=exercise == "convolutional_block")
+    return {"main": [describe(s) for s in main], "shortcut": [describe(s) for s in shortcut],
+            "after_add": [describe(s) for s in after]}, (main, shortcut, after)
+
+
+def _check_kernels_and_training(context, paths):
+    """Every CONV uses the block's initializer(seed=0); every BatchNormalization gets training."""
+    for where, steps in paths:
+        for position, step in enumerate(steps, start=1):
+            kind = type(step.op).__name__
+            at = f"{where} layer {position} ({kind}, named '{step.op.name}')"
+            if kind == "Conv2D":
+                init = step.op.kernel_initializer
+                if not isinstance(init, FixedInitializer):
+                    _fail(context, f"{at} was not created with the block's initializer (its kernel_initializer "
+                                   f"is {type(init).__name__}): use kernel_initializer=initializer(seed=0).")
+                if init.seed != 0:
+                    _fail(context, f"{at} was created with initializer(seed={init.seed!r}): "
+                                   "use kernel_initializer=initializer(seed=0).")
+            if kind == "BatchNormalization":
+                training = step.kwargs.get("training", _MISSING)
+                if training is _MISSING:
+                    _fail(context, f"the `training` flag is ignored: {at} is called without training=training "
+                                   "(so with training=True the block gives the inference outputs). Write "
+                                   "BatchNormalization(axis=3)(X, training=training).")
+                if training is not False:
+                    _fail(context, f"{at} is called with training={training!r} although the block was called "
+                                   "with training=False: pass the block's flag on, (X, training=training).")
+
+
+def output_summary(output):
+    """Per-(example, channel) mean and standard deviation over the positions, and one weighted sum
+    (the probe) that changes when values move between positions."""
+    out = np.asarray(output, dtype=np.float64)
+    weights = np.cos(0.61 * np.arange(out.size) + 0.2).reshape(out.shape)
+    return {"mean": out.mean(axis=(1, 2)), "std": out.std(axis=(1, 2)),
+            "probe": float((out * weights).mean())}
+
+
+def summary_difference(got, expected):
+    """None when the summaries agree, else a sentence naming the first difference."""
+    for key, label in (("mean", "mean"), ("std", "standard deviation")):
+        have, want = np.asarray(got[key], dtype=np.float64), np.asarray(expected[key], dtype=np.float64)
+        bad = ~np.isclose(have, want, rtol=RTOL, atol=ATOL)
+        if bad.any():
+            example, channel = (int(i) for i in np.argwhere(bad)[0])
+            return (f"the {label} over positions of example {example}, channel {channel} is "
+                    f"{have[example, channel]:.6g}, expected {want[example, channel]:.6g}")
+    if not np.isclose(got["probe"], expected["probe"], rtol=RTOL, atol=ATOL):
+        return (f"the values are at the wrong positions (weighted sum {got['probe']:.6g}, "
+                f"expected {expected['probe']:.6g})")
+    return None
+
+
+def run_block(exercise, target, case, initializer, training, context=None):
+    """Calls the block eagerly on the case's input; returns the output as a numpy array."""
+    context = context or _block_context(exercise, case)
+    X = keras.ops.convert_to_tensor(make_input(case["input"]))
+    Y = _call(context, target, X, hint=_ADD_SHAPES_HINT[exercise],
+              **_block_kwargs(case, training, fixed_initializer(initializer)))
+    return np.asarray(keras.ops.convert_to_numpy(Y))
+
+
+def _check_outputs(exercise, target, case, context):
+    expected = case["expected"]
+    records = expected["outputs"]
+    for record in records:
+        kind, training = record["initializer"], record["training"]
+        out = run_block(exercise, target, case, kind, training, context)
+        where = f"with training={training} and initializer=<fixed '{kind}' kernels>"
+        if tuple(out.shape) != tuple(expected["output_shape"]):
+            _fail(context, f"{where} the output shape is {tuple(out.shape)}, expected {tuple(expected['output_shape'])}.")
+        summary = output_summary(out)
+        problem = summary_difference(summary, record)
+        if problem is None:
+            continue
+        twin = next((r for r in records if r["initializer"] == kind and r["training"] != training), None)
+        if twin is not None and summary_difference(summary, twin) is None:
+            if training:
+                _fail(context, "the `training` flag is ignored: with training=True the block returns the "
+                               "inference outputs (training=False). Call every BatchNormalization as "
+                               "BatchNormalization(axis=3)(X, training=training).")
+            _fail(context, "with training=False the block returns the training-mode outputs: do not hard-code "
+                           "training=True; call BatchNormalization(axis=3)(X, training=training).")
+        _fail(context, f"wrong output values {where}: {problem}. The layers and their settings are right, "
+                       "so check which tensor each layer is applied to and which tensors Add adds.")
+
+
+def _check_block(exercise, target, case):
+    context = _block_context(exercise, case)
+    expected = case["expected"]
+    _, (main, shortcut, after) = block_structure(exercise, target, case, context)
+    _compare_items(context, "main path", expected["main"], [describe(s) for s in main],
+                   [s.op.name for s in main], _BLOCK_HINTS)
+    _compare_items(context, "shortcut path", expected["shortcut"], [describe(s) for s in shortcut],
+                   [s.op.name for s in shortcut], _BLOCK_HINTS)
+    _compare_items(context, "after the Add", expected["after_add"], [describe(s) for s in after],
+                   [s.op.name for s in after], _BLOCK_HINTS)
+    _check_kernels_and_training(context, [("main path", main), ("shortcut path", shortcut)])
+    _check_outputs(exercise, target, case, context)
+
+
+def check_identity_block(target, case):
+    """Checks identity_block against one case; raises CheckFailed on the first problem."""
+    _check_block("identity_block", target, case)
+
+
+def check_convolutional_block(target, case):
+    """Checks convolutional_block against one case; raises CheckFailed on the first problem."""
+    _check_block("convolutional_block", target, case)
+
+
+# --------------------------------------------------------------------------------------
+# ResNet50
+# --------------------------------------------------------------------------------------
+
+_BLOCK_PATTERN = ["Conv2D", "BatchNormalization", "Activation('relu')"] * 2 + ["Conv2D", "BatchNormalization"]
+
+
+def _describe_residual(merge, after):
+    """Describes an Add (plus the ReLU after it) as an identity or convolutional block."""
+    branches = sorted(merge.branches, key=len)
+    shortcut, main = branches[0], branches[-1]
+    main_items = [describe(s) for s in main]
+    shortcut_labels = [_label(describe(s)) for s in shortcut]
+    relu_after = after is not None and _label(describe(after)) == "Activation('relu')"
+    shape = after.shape if relu_after else merge.shape
+    if ([_label(i) for i in main_items] == _BLOCK_PATTERN and relu_after and len(merge.branches) == 2
+            and type(merge.op).__name__ == "Add"
+            and shortcut_labels in ([], ["Conv2D", "BatchNormalization"])):
+        filters = tuple(main_items[i][2] for i in (0, 3, 6))
+        f = main_items[3][3][0]
+        if shortcut:
+            return ("ConvolutionalBlock", shape, filters, f, main_items[0][4][0])
+        return ("IdentityBlock", shape, filters, f)
+    longest_first = sorted(merge.branches, key=len, reverse=True)
+    paths = " | ".join(" -> ".join(_label(describe(s)) for s in b) or "X" for b in longest_first)
+    return ("Block", shape, f"{type(merge.op).__name__} of [{paths}]"
+            + ("" if relu_after else " without a ReLU after it"))
+
+
+def resnet50_items(model):
+    """The model as described items: stem layers, one item per residual block, head layers.
+    Returns (items, steps) where steps[i] lists the Steps that item i covers."""
+    steps = LayerGraph(model).trace()
+    items, covered = [], []
+    index = 0
+    while index < len(steps):
+        step = steps[index]
+        if step.branches is None:
+            items.append(describe(step))
+            covered.append([step])
+            index += 1
+            continue
+        after = steps[index + 1] if index + 1 < len(steps) else None
+        item = _describe_residual(step, after)
+        inner = [s for branch in step.branches for s in branch] + [step]
+        if after is not None and _label(describe(after)) == "Activation('relu')":
+            inner.append(after)
+            index += 1
+        items.append(item)
+        covered.append(inner)
+        index += 1
+    return _with_softmax_in_dense(items, covered)
+
+
+def _with_softmax_in_dense(items, covered):
+    """A linear Dense followed by a softmax computes what Dense(..., activation='softmax') does:
+    describe both as the latter."""
+    if (len(items) >= 2 and items[-1][0] == "Activation" and items[-1][2] == "softmax"
+            and items[-2][0] == "Dense" and items[-2][3] == "linear"):
+        dense = items[-2]
+        items = items[:-2] + [dense[:3] + ("softmax",) + dense[4:]]
+        covered = covered[:-2] + [covered[-2] + covered[-1]]
+    return items, covered
+
+
+def _is_block(item):
+    return item[0] in ("IdentityBlock", "ConvolutionalBlock", "Block")
+
+
+def _locations(items):
+    """(stage, block) of each item: stem layers are (1, 0), head layers (None, 0); the blocks number
+    from stage 2, a new stage starting at each convolutional block or change of filters."""
+    positions = [i for i, item in enumerate(items) if _is_block(item)]
+    first, last = (positions[0], positions[-1]) if positions else (len(items), -1)
+    locations, stage, block, previous = [], 1, 0, None
+    for i, item in enumerate(items):
+        if i < first or i > last or not _is_block(item):
+            locations.append((1, 0) if i < first else (None, 0) if i > last else (stage, block))
+            continue
+        starts = (previous is None or item[0] == "ConvolutionalBlock"
+                  or (item[0] == "IdentityBlock" and previous[0] != "Block" and previous[2] != item[2]))
+        stage, block = (stage + 1, 1) if starts else (stage, block + 1)
+        previous = item
+        locations.append((stage, block))
+    return locations
+
+
+def _split_stages(items):
+    """(stem, stages, head, extras): extras are non-block items found between blocks."""
+    locations = _locations(items)
+    stem = [item for item, (stage, block) in zip(items, locations) if (stage, block) == (1, 0)]
+    head = [item for item, (stage, _) in zip(items, locations) if stage is None]
+    stages, extras = {}, []
+    for item, (stage, block) in zip(items, locations):
+        if stage is not None and stage > 1:
+            if _is_block(item):
+                stages.setdefault(stage, []).append(item)
+            else:
+                extras.append(((stage, block), item))
+    return stem, [stages[k] for k in sorted(stages)], head, extras
+
+
+def _stage_text(stage):
+    rest = len(stage) - 1
+    return f"{_format_item(stage[0])} then {rest} identity block{'s' if rest != 1 else ''}"
+
+
+def _compare_stages(context, expected, got):
+    for k in range(max(len(expected), len(got))):
+        number = k + 2
+        if k >= len(got):
+            _fail(context, f"stage {number} is missing: expected {_stage_text(expected[k])}.")
+        if k >= len(expected):
+            _fail(context, f"extra stage {number}: {_stage_text(got[k])}; ResNet50 has stages 2 to "
+                           f"{len(expected) + 1} after the first one.")
+        want, have = expected[k], got[k]
+        for j, block in enumerate(have, start=1):
+            if block[0] == "Block":
+                _fail(context, f"stage {number}, block {j} is not a valid residual block ({block[2]}): "
+                               "check your blocks with identity_block_test and convolutional_block_test first.")
+        if want[0][0] != have[0][0]:
+            _fail(context, f"stage {number} starts with an {_BLOCK_NAMES[have[0][0]]}, expected "
+                           f"{_format_item(want[0])}.")
+        if len(want) != len(have):
+            _fail(context, f"stage {number} has {len(have) - 1} identity blocks after its convolutional "
+                           f"block, expected {len(want) - 1} (stage {number} = {_stage_text(want)}).")
+        _compare_items(context, f"stage {number},", want, have, unit="block",
+                       hints={("ConvolutionalBlock", "s"): "stage 2's convolutional block has s=1, "
+                                                           "the later stages s=2."})
+
+
+def _where(location):
+    stage, block = location
+    if stage is None:
+        return "the head"
+    return f"stage {stage}, block {block}" if block else f"stage {stage}"
+
+
+def _bn_training_problem(items, covered):
+    """Location, layer name and value of the first BatchNormalization called with a fixed training flag."""
+    for location, steps in zip(_locations(items), covered):
+        for step in steps:
+            if type(step.op).__name__ != "BatchNormalization":
+                continue
+            training = step.kwargs.get("training", None)
+            if training is not None:
+                return _where(location), step.op.name, training
+    return None
+
+
+def check_resnet50(target, case):
+    """Checks ResNet50 against one case; raises CheckFailed on the first problem."""
+    args = case["args"]
+    expected = case["expected"]
+    context = f"ResNet50({_format_args(args)})"
+    model = _call(context, target, hint="check identity_block and convolutional_block with their tests first.",
+                  **args)
+    if not isinstance(model, keras.Model):
+        _fail(context, f"returned a {type(model).__name__}, expected a keras.Model: "
+                       "end with model = Model(inputs=X_input, outputs=X) and return model.")
+    input_shape = tuple(model.inputs[0].shape)
+    if input_shape != (None,) + tuple(args["input_shape"]):
+        _fail(context, f"the model's input shape is {input_shape}, expected {(None,) + tuple(args['input_shape'])}: "
+                       "build the input with Input(input_shape).")
+    items, covered = resnet50_items(model)
+    last = items[-1] if items else ("nothing", ())
+    activation = last[3] if last[0] == "Dense" else last[2] if last[0] == "Activation" else None
+    if activation != "softmax":
+        what = _format_item(last) + (f" with activation='{activation}'" if last[0] == "Dense" else "")
+        _fail(context, f"the output layer is {what}: the output must be class probabilities, "
+                       "use Dense(classes, activation='softmax').")
+    stem, stages, head, extras = _split_stages(items)
+    want_stem, want_stages, want_head, _ = _split_stages([tuple(i) for i in expected["layers"]])
+    _compare_items(context, "stage 1", want_stem, stem,
+                   hints={("MaxPooling2D", "pool_size"): "MaxPooling2D((3, 3), strides=(2, 2))."})
+    if extras:
+        location, item = extras[0]
+        _fail(context, f"unexpected {_format_item(item)} after {_where(location)}: "
+                       "the residual blocks of stages 2 to 5 follow each other directly.")
+    _compare_stages(context, want_stages, stages)
+    _compare_items(context, "head (after stage 5)", want_head, head,
+                   hints={("AveragePooling2D", "pool_size"): "AveragePooling2D((2, 2)).",
+                          ("Dense", "units"): "the output has one unit per class: Dense(classes, ...)."})
+    output_shape = tuple(model.outputs[0].shape)
+    if output_shape != (None, args["classes"]):
+        _fail(context, f"the output shape is {output_shape}, expected {(None, args['classes'])}.")
+    params = model.count_params()
+    if params != expected["params"]:
+        _fail(context, f"the model has {params:,} parameters, expected {expected['params']:,}.")
+    problem = _bn_training_problem(items, covered)
+    if problem is not None:
+        where, name, training = problem
+        effect = (" As it is, model(X) normalizes each image with the statistics of its batch."
+                  if training is True else "")
+        _fail(context, f"BatchNormalization is hard-wired to training={training} ({where}, layer '{name}'): "
+                       f"call the blocks with training=None (do not hard-code training=True) so that "
+                       f"BatchNormalization follows the model's mode: batch statistics in fit(), "
+                       f"moving statistics in predict() and model(X).{effect}")
+    _check_inference_mode(context, model, tuple(args["input_shape"]))
+
+
+def _check_inference_mode(context, model, input_shape):
+    """Called without a training argument (model(X): inference, as after training), a prediction
+    must not depend on the other images of the batch."""
+    images = make_input({"shape": (3,) + input_shape, "kind": "wave", "freq": 0.013, "phase": 0.4, "scale": 1.0})
+    # Keras passes an explicit training flag of model(X, training=...) down to every layer, so
+    # only the call without one shows a flag hard-coded inside the model.
+    first = np.asarray(keras.ops.convert_to_numpy(model(images[[0, 1]])))
+    second = np.asarray(keras.ops.convert_to_numpy(model(images[[0, 2]])))
+    if not np.allclose(first[0], second[0], rtol=1e-5, atol=1e-6):
+        _fail(context, "in inference mode (model(X)) the prediction for an image changes with the rest of the "
+                       "batch: BatchNormalization is hard-wired into training mode. Call the blocks with "
+                       "training=None (do not hard-code training=True).")
+    if not np.allclose(first.sum(axis=1), 1.0, atol=1e-4):
+        _fail(context, "the predictions of an image do not sum to 1: the output must be a softmax.")
+
