@@ -125,3 +125,20 @@ def corrupt_json():
 def not_a_notebook():
     """Valid JSON that is not a notebook."""
     return json.dumps({"answer": 42}).encode()
+
+
+def stub(grade_id):
+    """The release's (not implemented) source of a solution cell."""
+    return cell(release_notebook(), grade_id).source
+
+
+def cheat(grade_id, code, test_cell_source=None):
+    """A submission whose `grade_id` function is not implemented (returns its input X) but whose cell
+    runs `code` hoping to pass anyway; the other solution cells are the release's stubs (so grading it
+    is quick). `test_cell_source` also replaces the function's test cell."""
+    notebook = release_notebook()
+    pretend = "def {name}(X, *args, **kwargs):\n    return X\n".format(name=grade_id)
+    cell(notebook, grade_id).source = pretend + "\n" + code
+    if test_cell_source is not None:
+        cell(notebook, TEST_CELLS[grade_id]).source = test_cell_source
+    return to_bytes(notebook)
