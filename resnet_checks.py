@@ -390,8 +390,7 @@ def _compare_items(context, where, expected, got, names=None, hints=None, unit="
 # --------------------------------------------------------------------------------------
 
 _BLOCK_HINTS = {
-    ("Conv2D", "padding"): "the f x f CONV uses padding='same' (it keeps height and width); "
-                           "the 1x1 CONVs use padding='valid'.",
+    ("Conv2D", "padding"): "the f x f CONV uses padding='same' (it keeps height and width).",
     ("Conv2D", "strides"): "in the convolutional block the stride s goes on the first 1x1 CONV of the "
                            "main path and on the shortcut CONV; the f x f CONV and the third CONV have stride 1.",
     ("Conv2D", "filters"): "F1, F2, F3 = filters: the three CONVs of the main path have F1, F2 and F3 "
