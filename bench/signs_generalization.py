@@ -1,0 +1,101 @@
+"""Does the SIGNS model hold up beyond its own split? Train the course ResNet50 with one augmentation
+set and print the test accuracy and the stress curve (resnet_course.stress), plain and framed.
+
+    .venv/bin/python bench/signs_generalization.py                          # the notebook's recipe
+    .venv/bin/python bench/signs_generalization.py --augment course --epochs 12  # the old recipe
+
+Prints the machine and versions, one line per epoch, then one `RESULT {json}` line for the log
+(bench/signs_generalization.md): fit seconds, test accuracy, the accuracy at every stress severity
+on the images as they are and framed by hand_framing.model_view (what load_my_image does), and
+the accuracy on perturb_images' milder copy.
+"""
+import argparse
+import json
+import time
+
+from resnet_course import tf_environment
+
+tf_environment.apply_defaults()  # before TensorFlow loads
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from resnet_course.hand_framing import model_view  # noqa: E402
+from resnet_course.machine import machine_line  # noqa: E402
+from resnet_course.reference import ResNet50  # noqa: E402
+from resnet_course.signs_files import load_dataset  # noqa: E402
+from resnet_course.stress import SEVERITIES, stress_images  # noqa: E402
+from resnet_course.training import (  # noqa: E402
+    RandomColourTemperature,
+    cosine_schedule,
+    make_augmenter,
+    make_train_dataset,
+    perturb_images,
+    set_batchnorm_momentum,
+)
+
+L = keras.layers
+# The sets compared in bench/signs_generalization.md; "notebook" is training.make_augmenter.
+AUGMENTERS = {
+    "notebook": make_augmenter,
+    "course": lambda seed: keras.Sequential([  # the recipe before issue 13
+        L.RandomTranslation(0.1, 0.1, fill_mode="nearest", seed=seed),
+        L.RandomZoom(0.1, fill_mode="nearest", seed=seed + 1),
+        L.RandomRotation(0.04, fill_mode="nearest", seed=seed + 2),
+        L.RandomBrightness(0.2, value_range=(0.0, 1.0), seed=seed + 3),
+        L.RandomContrast(0.2, value_range=(0.0, 1.0), seed=seed + 4)]),
+    "strong": lambda seed: keras.Sequential([  # zoom out to half size, shifts of 20 %
+        L.RandomFlip("horizontal", seed=seed),
+        L.RandomRotation(0.125, fill_mode="nearest", seed=seed + 1),
+        L.RandomZoom((-0.1, 0.5), fill_mode="nearest", seed=seed + 2),
+        L.RandomTranslation(0.2, 0.2, fill_mode="nearest", seed=seed + 3),
+        L.RandomBrightness(0.3, value_range=(0.0, 1.0), seed=seed + 4),
+        L.RandomContrast(0.3, value_range=(0.0, 1.0), seed=seed + 5),
+        RandomColourTemperature(0.15, seed=seed + 6)]),
+}
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--augment", choices=sorted(AUGMENTERS), default="notebook")
+    p.add_argument("--epochs", type=int, default=22)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=32)
+    return p.parse_args(argv)
+
+
+def accuracy(model, X, y):
+    """Inference-mode accuracy on uint8 images X."""
+    return float(np.mean(model.predict(X / 255.0, verbose=0, batch_size=64).argmax(axis=1) == y))
+
+
+def main(argv=None):
+    options = parse_args(argv)
+    print(machine_line(), flush=True)
+    X_train, Y_train, X_test, Y_test, _ = load_dataset()
+    y_train, y_test = Y_train.reshape(-1), Y_test.reshape(-1)
+    keras.utils.set_random_seed(options.seed)
+    model = ResNet50((64, 64, 3), 6)
+    set_batchnorm_momentum(model, 0.9)
+    steps = len(X_train) // options.batch_size
+    model.compile(optimizer=keras.optimizers.Adam(cosine_schedule(options.epochs, steps, 1e-3, 1)),
+                  loss="categorical_crossentropy", metrics=["accuracy"])
+    dataset = make_train_dataset(X_train, keras.utils.to_categorical(y_train, 6), options.batch_size,
+                                 augment=False, seed=options.seed)
+    augmenter = AUGMENTERS[options.augment](options.seed)
+    dataset = dataset.map(lambda images, labels: (augmenter(images, training=True), labels))
+    start = time.perf_counter()
+    model.fit(dataset, epochs=options.epochs, steps_per_epoch=steps, verbose=2)
+    fit_seconds = time.perf_counter() - start
+    result = {"augment": options.augment, "epochs": options.epochs, "seed": options.seed,
+              "fit_seconds": round(fit_seconds, 1), "test": accuracy(model, X_test, y_test)}
+    stressed = {s: stress_images(X_test, s) for s in SEVERITIES}
+    result["stress"] = {s: accuracy(model, stressed[s], y_test) for s in SEVERITIES}
+    result["stress_framed"] = {s: accuracy(model, np.stack([model_view(x) for x in stressed[s]]), y_test)
+                               for s in SEVERITIES}
+    result["perturbed"] = accuracy(model, perturb_images(X_test, seed=0), y_test)
+    print("RESULT", json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
