@@ -19,17 +19,40 @@ def _to_unit_range(X):
     return tf.cast(X, tf.float32) / 255.0 if X.dtype == tf.uint8 else tf.cast(X, tf.float32)
 
 
+class RandomColourTemperature(keras.layers.Layer):
+    """Warmer or colder light: each image's red channel times 1 + t, green 1 + t/3, blue 1 - t,
+    with t uniform in [-amount, amount] per image (images in [0, 1])."""
+
+    def __init__(self, amount, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.amount = amount
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training=True):
+        if not training:
+            return images
+        t = keras.random.uniform((keras.ops.shape(images)[0], 1, 1, 1), -self.amount, self.amount,
+                                 seed=self.seed_generator)
+        gains = keras.ops.concatenate([1 + t, 1 + t / 3, 1 - t], axis=-1)
+        return keras.ops.clip(images * gains, 0.0, 1.0)
+
+
 def make_augmenter(seed=0):
-    """The random changes applied to every training image (in [0, 1]), each imitating a
-    difference between two photos of the same sign: where the hand is (shift), how far (zoom),
-    its tilt (rotation), the light (brightness, contrast). No flips: a vertical flip makes a
-    sign no one makes, a horizontal one a left hand the model would have to learn too."""
+    """The random changes applied to every training image (in [0, 1]), each imitating how a photo
+    of the same sign taken elsewhere differs: the other hand (horizontal flip), its tilt (rotation,
+    up to 45 degrees), how far it is (zoom, mostly out: hands are often smaller), where it is
+    (shift), the light (brightness, contrast, colour temperature). Measured in
+    bench/signs_generalization.md: against the course's milder set (shift and zoom 10 %, 15 degrees,
+    no flips, no colour) it keeps the test split and more than doubles the accuracy on the stress set
+    at severity 3, given 22 epochs instead of 12. No vertical flips: no one signs upside down."""
     return keras.Sequential([
-        keras.layers.RandomTranslation(0.1, 0.1, fill_mode="nearest", seed=seed),
-        keras.layers.RandomZoom(0.1, fill_mode="nearest", seed=seed + 1),
-        keras.layers.RandomRotation(0.04, fill_mode="nearest", seed=seed + 2),  # +-15 degrees
-        keras.layers.RandomBrightness(0.2, value_range=(0.0, 1.0), seed=seed + 3),
-        keras.layers.RandomContrast(0.2, value_range=(0.0, 1.0), seed=seed + 4),
+        keras.layers.RandomFlip("horizontal", seed=seed),
+        keras.layers.RandomRotation(0.125, fill_mode="nearest", seed=seed + 1),  # +-45 degrees
+        keras.layers.RandomZoom((-0.1, 0.3), fill_mode="nearest", seed=seed + 2),  # 10 % in, 30 % out
+        keras.layers.RandomTranslation(0.12, 0.12, fill_mode="nearest", seed=seed + 3),
+        keras.layers.RandomBrightness(0.25, value_range=(0.0, 1.0), seed=seed + 4),
+        keras.layers.RandomContrast(0.25, value_range=(0.0, 1.0), seed=seed + 5),
+        RandomColourTemperature(0.12, seed=seed + 6),
     ], name="augmenter")
 
 
