@@ -1,0 +1,192 @@
+"""The learner's notebook in a real browser: JupyterLab (the learner's, without nbgrader's tools) on
+an unpacked bundle, in headless Chromium driven by Playwright.
+
+The solved notebook (reference solution, two training steps) runs all its cells with no error, its
+three checks print their pass line, every figure renders as an image and the own-image section
+predicts a sign; the unsolved release stops at the first check with the short "not implemented
+yet" message. Screenshots of each notebook go to the folder named in any failure message.
+Needs Debian's chromium (`make system-packages`); Playwright cannot download a browser here.
+"""
+import json
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import pytest
+
+import learner_notebooks
+from resnet_course import learner_lab
+from resnet_course.paths import ASSIGNMENT
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+SOLVED = "ResNet50-solved.ipynb"
+TOKEN = "browser-test"
+RUN_TIMEOUT_MS = 900_000  # the whole solved notebook on 2 shared cores
+START_TIMEOUT_S = 120
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.is_file(), reason="needs /usr/bin/chromium: run `make system-packages`")
+
+# In the page: run every cell of the open notebook (resolves when done, or at the first error) and
+# return each code cell's id and outputs as the notebook model holds them.
+RUN_ALL = """async () => {
+    const app = window.jupyterapp;
+    const panel = app.shell.currentWidget;
+    await panel.sessionContext.ready;
+    await app.commands.execute('notebook:run-all-cells');
+    return panel.content.widgets.filter(cell => cell.model.type === 'code').map(
+        cell => ({id: cell.model.id, outputs: cell.model.outputs.toJSON()}));
+}"""
+
+
+def _free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """(base URL, screenshot folder, server log): the learner's JupyterLab on an unpacked bundle
+    holding also the solved notebook."""
+    work = tmp_path_factory.mktemp("browser")
+    built = learner_notebooks.build_bundle(work / "release")
+    root = learner_notebooks.unpack(built[2], work / "root") / ASSIGNMENT
+    nbformat.write(learner_notebooks.solved_release(path=root / f"{ASSIGNMENT}.ipynb"), str(root / SOLVED))
+    settings = work / "settings" / "@jupyterlab" / "notebook-extension"
+    settings.mkdir(parents=True)  # every cell in the page, so every figure is in the DOM
+    (settings / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
+    port = _free_port()
+    command = learner_lab.lab_command(
+        root, "--no-browser", "--ip=127.0.0.1", f"--port={port}", "--allow-root",
+        f"--IdentityProvider.token={TOKEN}", "--LabApp.expose_app_in_browser=True",
+        f"--LabApp.user_settings_dir={work / 'settings'}", f"--LabApp.workspaces_dir={work / 'workspaces'}",
+        "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate")
+    env = learner_lab.lab_env(learner_notebooks.learner_env(JUPYTER_RUNTIME_DIR=str(work / "runtime")))
+    log_path = work / "jupyter-lab.log"
+    with open(log_path, "w") as log:
+        server = subprocess.Popen(command, env=env, cwd=root, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/api/status?token={TOKEN}", timeout=5)
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"JupyterLab did not start; its log: {log_path}\n{log_path.read_text()[-3000:]}")
+                time.sleep(0.5)  # polling a server that is starting: nothing to wait on
+        screenshots = work / "screenshots"
+        screenshots.mkdir()
+        yield base, screenshots, log_path
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def _open(browser, lab, notebook):
+    base, _, _ = lab
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(120_000)
+    page.goto(f"{base}/lab/tree/{notebook}?token={TOKEN}")
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']")  # kernel started, idle
+    return page
+
+
+def _run_all(page):
+    page.set_default_timeout(RUN_TIMEOUT_MS)
+    cells = page.evaluate(RUN_ALL)
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']")
+    return cells
+
+
+def _where(lab, page, name):
+    """Saves a full-page screenshot; the text to add to a failure message."""
+    _, screenshots, log_path = lab
+    path = screenshots / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return f"(screenshots: {screenshots}; server log: {log_path})"
+
+
+def _texts(outputs):
+    text = []
+    for output in outputs:
+        if output["output_type"] == "stream":
+            text.append(output["text"] if isinstance(output["text"], str) else "".join(output["text"]))
+        elif output["output_type"] == "error":
+            text.append(f"{output['ename']}: {output['evalue']}")
+    return "".join(text)
+
+
+def test_the_solved_notebook_runs_all_in_the_learners_jupyterlab(browser, lab):
+    page = _open(browser, lab, SOLVED)
+    try:
+        cells = _run_all(page)
+    finally:
+        where = _where(lab, page, "solved")
+    errors = {cell["id"]: _texts(cell["outputs"]) for cell in cells
+              if any(output["output_type"] == "error" for output in cell["outputs"])}
+    assert not errors, f"cells with errors: {errors} {where}"
+    unrun = [cell["id"] for cell in cells if not cell["outputs"] and cell["id"] != "setup"]
+    printed = "".join(_texts(cell["outputs"]) for cell in cells)
+    assert printed.count(learner_notebooks.PASS_LINE) == 3, f"{printed[-2000:]} {where}"
+    assert page.get_by_text(learner_notebooks.PASS_LINE).count() == 3, f"pass lines not shown {where}"
+
+    figures = sum(1 for cell in cells for output in cell["outputs"] if "image/png" in output.get("data", {}))
+    assert figures >= 6, f"only {figures} figures; cells without output: {unrun} {where}"
+    images = page.locator(".jp-OutputArea-output img")
+    assert images.count() == figures, f"{images.count()} images shown for {figures} figures {where}"
+    rendered = images.evaluate_all("images => images.filter(i => i.complete && i.naturalWidth > 0).length")
+    assert rendered == figures, f"{figures - rendered} figures did not render {where}"
+
+    own_image = next(cell for cell in cells if cell["id"] == "my_image")
+    assert "Predicted sign:" in _texts(own_image["outputs"]), where
+    stderr = [(cell["id"], output["text"]) for cell in cells for output in cell["outputs"]
+              if output["output_type"] == "stream" and output["name"] == "stderr"]
+    assert stderr == [], f"stderr in the learner's notebook: {stderr} {where}"
+
+
+def test_the_learners_jupyterlab_has_no_nbgrader_tools(browser, lab):
+    page = _open(browser, lab, f"{ASSIGNMENT}.ipynb")
+    try:
+        config = json.loads(page.locator("#jupyter-config-data").text_content())
+        menus = page.locator(".lm-MenuBar-itemLabel").all_text_contents()
+    finally:
+        where = _where(lab, page, "menus")
+    assert learner_lab.NBGRADER_LAB_EXTENSION in config["disabledExtensions"], where
+    assert "File" in menus and not any("nbgrader" in menu.lower() for menu in menus), f"{menus} {where}"
+    assert page.get_by_text("Create Assignment").count() == 0, where
+    base, _, _ = lab
+    with pytest.raises(urllib.error.HTTPError, match="404"):  # the formgrader server extension is off
+        urllib.request.urlopen(f"{base}/formgrader?token={TOKEN}", timeout=30)
+
+
+def test_the_unsolved_notebook_stops_at_the_first_check_with_a_short_message(browser, lab):
+    page = _open(browser, lab, f"{ASSIGNMENT}.ipynb")
+    try:
+        cells = _run_all(page)
+        shown = page.locator(".jp-OutputArea-output").all_text_contents()
+    finally:
+        where = _where(lab, page, "unsolved")
+    failing = [cell for cell in cells if any(o["output_type"] == "error" for o in cell["outputs"])]
+    assert [cell["id"] for cell in failing] == ["identity_block_test"], where
+    message = "\n".join(text for text in shown if "not implemented yet" in text)
+    assert "identity_block is not implemented yet" in message, f"{shown} {where}"
+    assert len(message.splitlines()) <= 10, f"the check's message is not short: {message} {where}"
+    assert "public_tests.py" not in message and "resnet_checks.py" not in message, message

@@ -1,0 +1,117 @@
+"""The learner bundle (release/ResNet50/, ResNet50.zip, ResNet50-files.zip) holds exactly the learner's
+files, gives nothing away, is reproducible, and alone runs the solved notebook top to bottom."""
+import re
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+
+import learner_notebooks
+from resnet_course import bundle
+from resnet_course.paths import ASSIGNMENT, LEARNER_MODULES, SOURCE_NOTEBOOK
+
+EXPECTED_FILES = {f"{ASSIGNMENT}.ipynb", "README.md", "requirements.txt", "ATTRIBUTION.md",
+                  bundle.LICENSE_NAME, *LEARNER_MODULES,
+                  "datasets/train_signs.h5", "datasets/test_signs.h5", "images/my_image.jpg",
+                  "images/identity_block.png", "images/convolutional_block.png", "images/resnet50.png",
+                  "images/skip_connection.png"}
+NOTEBOOK_ONLY = {f"{ASSIGNMENT}.ipynb", "README.md", "requirements.txt"}
+# Text that only the instructor's side holds: solution and hidden-test markers, the grader's
+# check functions' hidden cases, the instructor package and nbgrader itself.
+FORBIDDEN = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS", "HIDDEN_CASES",
+             "GENERATED HIDDEN CASES", "reference.py", "nbgrader_config", "gradebook")
+INSTRUCTOR_IMPORT = re.compile(r"^\s*(from|import)\s+resnet_course\b", re.MULTILINE)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    return learner_notebooks.build_bundle(tmp_path_factory.mktemp("release"))
+
+
+def _every_file(files_zip, bundle_dir, bundle_zip):
+    """{where: bytes} of every file of the three outputs, zip members included."""
+    found = {f"{bundle_dir.name}/{path.relative_to(bundle_dir)}": path.read_bytes()
+             for path in sorted(bundle_dir.rglob("*")) if path.is_file()}
+    for archive_path in (files_zip, bundle_zip):
+        with zipfile.ZipFile(archive_path) as archive:
+            found.update({f"{archive_path.name}:{name}": archive.read(name) for name in archive.namelist()})
+    return found
+
+
+def _hidden_parameter_count():
+    """The parameter count the hidden ResNet50 case expects (a number only the grader knows)."""
+    cell = next(c for c in nbformat.read(str(SOURCE_NOTEBOOK), as_version=4).cells if c.get("id") == "ResNet50_test")
+    hidden = cell.source.split("BEGIN HIDDEN TESTS", 1)[1]
+    return re.search(r"'params': (\d+)", hidden).group(1)
+
+
+def test_the_bundle_holds_exactly_the_learner_files(built):
+    files_zip, bundle_dir, bundle_zip = built
+    listed = {str(path.relative_to(bundle_dir)) for path in bundle_dir.rglob("*") if path.is_file()}
+    assert listed == EXPECTED_FILES
+    with zipfile.ZipFile(bundle_zip) as archive:
+        assert set(archive.namelist()) == {f"{ASSIGNMENT}/{name}" for name in EXPECTED_FILES}
+    with zipfile.ZipFile(files_zip) as archive:
+        assert set(archive.namelist()) == EXPECTED_FILES - NOTEBOOK_ONLY
+
+
+def test_no_file_gives_anything_away(built):
+    solution_lines = learner_notebooks.solution_lines()
+    forbidden = (*FORBIDDEN, _hidden_parameter_count(), f"{int(_hidden_parameter_count()):,}")
+    assert "X = Add()([X_shortcut, X])" in solution_lines  # the scan knows the solution at all
+    everything = _every_file(*built)
+    assert len(everything) == 2 * len(EXPECTED_FILES) + len(EXPECTED_FILES - NOTEBOOK_ONLY)
+    for where, data in everything.items():
+        text = data.decode("latin-1")  # binary files too: a marker would show in their bytes
+        for marker in forbidden:
+            assert marker not in text, f"{where} contains {marker!r}"
+        assert not INSTRUCTOR_IMPORT.search(text), f"{where} imports resnet_course"
+        leaked = {line.strip() for line in text.splitlines()} & solution_lines
+        assert not leaked, f"{where} holds solution lines {sorted(leaked)}"
+
+
+def test_the_learner_requirements_leave_out_the_instructor_tools(built):
+    requirements = (built[1] / "requirements.txt").read_text(encoding="utf8").lower()
+    assert "tensorflow" in requirements and "jupyterlab" in requirements
+    assert "nbgrader" not in requirements
+
+
+def test_the_readme_has_the_colab_badge_and_the_supported_versions(built):
+    readme = (built[1] / "README.md").read_text(encoding="utf8")
+    assert readme.startswith(bundle.COLAB_BADGE)
+    assert "TensorFlow 2.18-2.21 with Keras 3.8-3.15" in readme
+
+
+def test_the_zips_are_reproducible(built, tmp_path):
+    again = learner_notebooks.build_bundle(tmp_path)
+    for first, second in ((built[0], again[0]), (built[2], again[2])):
+        assert first.read_bytes() == second.read_bytes(), f"{first.name} differs between two builds"
+
+
+def test_the_release_notebook_pins_the_files_zip(built):
+    notebook = nbformat.read(str(built[1] / f"{ASSIGNMENT}.ipynb"), as_version=4)
+    setup = notebook.cells[[c.cell_type for c in notebook.cells].index("code")]
+    assert setup.get("id") == bundle.SETUP_CELL_ID, "the setup cell must be the first code cell"
+    assert f'FILES_SHA256 = "{bundle.sha256(built[0].read_bytes())}"' in setup.source, \
+        "the release's setup cell pins other learner files: run `make release`"
+
+
+def test_the_bundle_alone_runs_the_solved_notebook(built, tmp_path):
+    """Unpacked in an empty folder (no repository beside it), with the reference solution and two
+    training steps: every cell runs, the checks pass, and the modules come from the bundle."""
+    folder = learner_notebooks.unpack(built[2], tmp_path) / ASSIGNMENT
+    notebook = learner_notebooks.with_origins_cell(learner_notebooks.solved_release(
+        path=folder / f"{ASSIGNMENT}.ipynb"))
+    executed = learner_notebooks.execute(notebook, cwd=folder)
+    printed = "".join(text for _, text in learner_notebooks.outputs_of(executed, "stdout"))
+    assert printed.count(learner_notebooks.PASS_LINE) == 3
+    assert "Downloading" not in printed, "the setup cell must do nothing beside the learner files"
+    origins = learner_notebooks.origins(executed)
+    assert not origins["resnet_course"], "the learner's notebook imported the instructor package"
+    imported = {module: path for module, path in origins["modules"].items() if path}
+    assert {"resnets_utils", "training_utils", "public_tests"} <= set(imported)
+    for module, path in imported.items():
+        assert Path(path).parent == folder.resolve(), f"{module} came from {path}, not the bundle"
+    noise = learner_notebooks.outputs_of(executed, "stderr")
+    assert noise == [], f"stderr in the learner's notebook: {noise}"
