@@ -4,7 +4,8 @@ import re
 
 import pytest
 
-from resnet_course import notebook_sync, release
+import learner_notebooks
+from resnet_course import bundle, notebook_sync, release
 
 EXERCISES = notebook_sync.EXERCISES
 
@@ -29,23 +30,13 @@ def _source(cell):
     return "".join(cell["source"])
 
 
-def _solution_lines():
-    """Stripped lines inside the solution regions of reference.py that appear nowhere outside them."""
-    text = "\n".join(notebook_sync.reference_source(name) for name in EXERCISES)
-    inside, outside, in_solution = set(), set(), False
-    for line in text.splitlines():
-        stripped = line.strip()
-        if "BEGIN SOLUTION" in stripped:
-            in_solution = True
-        elif "END SOLUTION" in stripped:
-            in_solution = False
-        elif stripped:
-            (inside if in_solution else outside).add(stripped)
-    return inside - outside
-
-
 def test_committed_release_equals_a_fresh_generation(release_text, fresh_release):
     assert release_text == fresh_release, "ResNet50.ipynb is stale; run `make release`"
+
+
+def test_the_setup_cell_pins_the_current_learner_files():
+    if release.stale_setup_cell(bundle.learner_files()) is not None:
+        pytest.fail("the source notebook's setup cell pins other learner files; run `make release`")
 
 
 def test_release_has_no_solution_and_no_grader_only_tests(release_text):
@@ -55,7 +46,7 @@ def test_release_has_no_solution_and_no_grader_only_tests(release_text):
 
 
 def test_release_contains_no_line_of_the_reference_solution(release_cells):
-    solution_lines = _solution_lines()
+    solution_lines = learner_notebooks.solution_lines()
     assert "X = Add()([X_shortcut, X])" in solution_lines  # the helper finds the solution lines at all
     leaked = {line.strip() for cell in release_cells for line in _source(cell).splitlines()} & solution_lines
     assert not leaked, f"solution lines in ResNet50.ipynb: {sorted(leaked)}"
