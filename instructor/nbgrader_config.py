@@ -2,11 +2,21 @@
 
     cd instructor && ../.venv/bin/nbgrader generate_assignment ResNet50 --force --no-db
     cd instructor && ../.venv/bin/nbgrader validate source/ResNet50/ResNet50.ipynb
+    cd instructor && ../.venv/bin/nbgrader generate_feedback ResNet50   # after python -m resnet_course.grading
+    cd instructor && ../.venv/bin/nbgrader export
 
 `make release` does the first (into a temporary folder) and copies the result to ../ResNet50.ipynb.
+Grading is `python -m resnet_course.grading` (sandboxed, parallel), not `nbgrader autograde`.
 """
+import os
+import sys
+
 c = get_config()  # noqa: F821 (provided by traitlets when it loads this file)
 
-c.CourseDirectory.course_id = "resnet-course"
-# Training ResNet50 in the notebook takes minutes; nbgrader's default limit is 30 s per cell.
+c.CourseDirectory.course_id = "resnet-course"  # resnet_course.grading.gradebook.COURSE_ID
+# nbgrader runs `alembic` from PATH when it creates gradebook.db; the interpreter running nbgrader
+# (../.venv/bin/python) has it beside itself, so the commands above work with no activated venv.
+os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+# `nbgrader validate` (and a plain `nbgrader autograde`) execute the whole notebook, training
+# included; nbgrader's default limit is 30 s per cell.
 c.Execute.timeout = 7200

@@ -1,0 +1,85 @@
+"""The robustness batch (issue 12, item 7): one submission per way a course's submissions go wrong.
+
+`batch_cases(...)` gives {student: (notebook bytes, expected)} for tests/test_grading_batch.py, built
+with tests/grading_submissions.py. `expected` is the reason the result must give (or its start, for
+limits whose figure is in the message) and the points per graded cell. The probes that reach for
+instructor files, another submission, the gradebook or the network report what they reached in the
+convolutional_block check's message ("... raised AssertionError: reached []": nothing), so that cell
+and ResNet50's (which calls convolutional_block) earn 0.
+"""
+from dataclasses import dataclass
+
+from tests import grading_submissions as submissions
+
+FULL = {"identity_block_test": 3.0, "convolutional_block_test": 3.0, "ResNet50_test": 4.0}
+NOTHING = dict.fromkeys(FULL, 0.0)
+PROBE_CELL = "convolutional_block"
+PROBE_MESSAGE = "raised AssertionError: reached []"  # how the failed checks end
+
+
+@dataclass(frozen=True)
+class Expected:
+    reason: str | None  # the result's reason must start with this (None: graded normally)
+    points: dict  # grade_id -> points
+    message: str | None = None  # how every failed cell's message ends, where that is known
+
+
+def probe(reads=(), writes=(), connect=None):
+    """A convolutional_block cell that tries to read and write `reads` / `writes` and to open a TCP
+    connection to `connect` (host, port), then fails its check naming whatever it reached."""
+    lines = ["import socket", "reached = []"]
+    for path in map(str, reads):
+        lines += ["try:", f"    reached.append('read ' + open({path!r}, 'rb').read(40).hex())",
+                  "except OSError:", "    pass"]
+    for path in map(str, writes):
+        lines += ["try:", f"    open({path!r}, 'ab').write(b'pwned')", f"    reached.append('wrote {path}')",
+                  "except OSError:", "    pass"]
+    if connect:
+        lines += ["try:", f"    socket.create_connection({tuple(connect)!r}, timeout=3)", "    reached.append('network')",
+                  "except OSError:", "    pass"]
+    lines += ["def convolutional_block(*args, **kwargs):", "    raise AssertionError(f'reached {reached!r}')"]
+    return submissions.with_cell_source(PROBE_CELL, "\n".join(lines) + "\n")
+
+
+def probed():
+    return Expected(None, {**FULL, "convolutional_block_test": 0.0, "ResNet50_test": 0.0}, PROBE_MESSAGE)
+
+
+MONKEYPATCH = ("import public_tests\n"
+               "public_tests.check_identity_block = lambda *a, **k: None\n"
+               "public_tests.identity_block_test = lambda *a, **k: print('All tests passed!')\n")
+
+
+def batch_cases(source_notebook, other_submission, gradebook, listener, limits):
+    """{student: (notebook bytes, Expected)}: 18 submissions; `listener` is a (host, port) that must
+    never be reached; `limits` the batch's Limits (their figures appear in the reasons)."""
+    memory = f"memory limit ({limits.memory_bytes / 2**30:g} GiB)"
+    return {
+        "correct": (submissions.correct(), Expected(None, FULL)),
+        **{f"wrong-{name}": (submissions.wrong(name), Expected(None, {**FULL, test: 0.0}))
+           for name, test in submissions.TEST_CELLS.items()},
+        "untouched": (submissions.untouched(), Expected(None, NOTHING)),
+        "corrupt-json": (submissions.corrupt_json(), Expected("invalid notebook: ", NOTHING)),
+        # ResNet50 calls identity_block too, so its cell fails with it.
+        "cells-deleted": (submissions.deleted_cells("identity_block"),
+                          Expected("cells missing: identity_block",
+                                   {**FULL, "identity_block_test": 0.0, "ResNet50_test": 0.0})),
+        "infinite-loop": (submissions.stub_with_code("identity_block", "while True:\n    pass\n"),
+                          Expected(f"timeout ({limits.wall_seconds:g} s)", NOTHING)),
+        "memory-bomb": (submissions.stub_with_code(
+            "identity_block", "blocks = []\nwhile True:\n    blocks.append(bytearray(64 * 2**20))\n"),
+            Expected(memory, NOTHING)),
+        "fork-bomb": (submissions.stub_with_code(
+            "identity_block", "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"),
+            Expected("process limit", NOTHING)),
+        "reads-source-notebook": (probe(reads=[source_notebook]), probed()),
+        "reads-other-submission": (probe(reads=[other_submission]), probed()),
+        "reads-gradebook": (probe(reads=[gradebook]), probed()),
+        "writes-gradebook": (probe(writes=[gradebook, gradebook.with_name("pwned.txt")]), probed()),
+        "network": (probe(connect=listener), probed()),
+        # The cheats leave every function unimplemented (grading_submissions.cheat): nothing to earn.
+        "monkeypatch": (submissions.cheat("identity_block", MONKEYPATCH), Expected("tampering: ", NOTHING)),
+        "sys-exit": (submissions.cheat("identity_block", "import sys\nsys.exit(0)\n"), Expected(None, NOTHING)),
+        "os-exit": (submissions.cheat("identity_block", "import os\nos._exit(0)\n"),
+                    Expected("kernel died", NOTHING)),
+    }
