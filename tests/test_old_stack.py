@@ -102,11 +102,13 @@ def solution_source():
 CHECKS_SCRIPT = textwrap.dedent("""
     import resnets_utils, training_utils, public_tests  # the notebook's import line
     import keras, tensorflow
-    from solution import identity_block, convolutional_block, ResNet50, identity_block_ignoring_training
+    from solution import (ResNet50, convolutional_block, identity_block, identity_block_ignoring_training,
+                          identity_block_with_operator_and_shared_relu)
     print("versions", tensorflow.__version__, keras.__version__)
     public_tests.identity_block_test(identity_block)
     public_tests.convolutional_block_test(convolutional_block)
     public_tests.ResNet50_test(ResNet50)
+    public_tests.identity_block_test(identity_block_with_operator_and_shared_relu)  # an equivalent block
 
     # Two wrong blocks whose messages rest on what the checks read from Keras: the BatchNorm call's
     # training argument (from the model's config) and the layers built before a failed Add.
@@ -126,6 +128,27 @@ CHECKS_SCRIPT = textwrap.dedent("""
 """)
 
 
+# Reference identity blocks rewritten: {function name: {text: replacement}}.
+VARIANTS = {
+    # Wrong: BatchNormalization called without the block's training flag.
+    "identity_block_ignoring_training": {"(X, training=training)": "(X)"},
+    # Right, written otherwise: the + operator (a keras.ops call, not a layer) and one ReLU layer
+    # used three times (one layer, three calls).
+    "identity_block_with_operator_and_shared_relu": {"Add()([X_shortcut, X])": "X_shortcut + X",
+                                                     'Activation("relu")': "relu",
+                                                     "    X_shortcut = X\n": "    X_shortcut = X\n    relu = ReLU()\n"},
+}
+
+
+def _identity_block_variant(source, name, replacements):
+    text = "def identity_block" + source.split("def identity_block", 1)[1].split("\ndef ", 1)[0].rstrip()
+    text = text.replace("def identity_block", f"def {name}", 1)
+    for old, new in replacements.items():
+        assert old in text, (name, old)
+        text = text.replace(old, new)
+    return text
+
+
 def _checks_folder(tmp_path):
     """The learner's files only (as the release ships them) plus solution.py."""
     folder = tmp_path / "learner"
@@ -136,12 +159,8 @@ def _checks_folder(tmp_path):
     for directory in (paths.DATASETS_DIR, paths.IMAGES_DIR):
         shutil.copytree(directory, folder / directory.name, ignore=shutil.ignore_patterns(".cache"))
     source = solution_source()
-    # A wrong block: the reference identity block with BatchNormalization called without training.
-    identity = "def identity_block" + source.split("def identity_block", 1)[1].split("\ndef ", 1)[0]
-    wrong = identity.replace("def identity_block", "def identity_block_ignoring_training").replace(
-        "(X, training=training)", "(X)")
-    assert wrong.count("BatchNormalization(axis=3)(X)") == 3
-    (folder / "solution.py").write_text(f"{source}\n\n{wrong.rstrip()}\n")
+    variants = [_identity_block_variant(source, name, replacements) for name, replacements in VARIANTS.items()]
+    (folder / "solution.py").write_text("\n\n".join([source, "from keras.layers import ReLU", *variants]) + "\n")
     (folder / "run_checks.py").write_text(CHECKS_SCRIPT)
     return folder, modules
 
@@ -188,7 +207,7 @@ def test_the_checks_pass_with_a_correct_solution_and_speak_briefly_on_the_oldest
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
     assert "versions 2.18.1 3.8.0" in out
-    assert out.count("All tests passed!") == 3, out
+    assert out.count("All tests passed!") == 4, out
     training = out.split("---- training", 1)[1].split("---- projection", 1)[0]
     assert "the `training` flag is ignored: main path layer 2 (BatchNormalization" in training, out
     projection = out.split("---- projection", 1)[1]
