@@ -1,6 +1,5 @@
 """Training helpers for the ResNet50 assignment: a ResNet50 trained on 1,080 photos on a CPU in
-minutes that also works in inference mode (BatchNorm using its moving statistics) and on photos
-taken elsewhere.
+minutes that works in inference mode (BatchNorm's moving statistics) and on photos taken elsewhere.
 """
 import keras
 import matplotlib.pyplot as plt
@@ -19,13 +18,11 @@ def _to_unit_range(X):
 
 
 class RandomColourTemperature(keras.layers.Layer):
-    """Warmer or colder light: each image's red channel times 1 + t, green 1 + t/3, blue 1 - t,
-    with t uniform in [-amount, amount] per image (images in [0, 1])."""
+    """Warmer or colder light: red x (1 + t), green x (1 + t/3), blue x (1 - t), t ~ U(+-amount)."""
 
     def __init__(self, amount, seed=None, **kwargs):
         super().__init__(**kwargs)
-        self.amount = amount
-        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.amount, self.seed_generator = amount, keras.random.SeedGenerator(seed)
 
     def call(self, images, training=True):
         if not training:
@@ -37,37 +34,29 @@ class RandomColourTemperature(keras.layers.Layer):
 
 
 def make_augmenter(seed=0):
-    """The random changes applied to every training image (in [0, 1]), each imitating how a photo
-    of the same sign taken elsewhere differs: the other hand (horizontal flip), its tilt (rotation,
-    up to 45 degrees), how far it is (zoom, mostly out: hands are often smaller), where it is
-    (shift), the light (brightness, contrast, colour temperature). Measured in
-    bench/signs_generalization.md: against the course's milder set (shift and zoom 10 %, 15 degrees,
-    no flips, no colour) it keeps the test split and more than doubles the accuracy on the stress set
-    at severity 3, given 22 epochs instead of 12. No vertical flips: no one signs upside down."""
+    """Random changes to every training image (in [0, 1]), each like a photo taken elsewhere: the
+    other hand (flip; never vertical), tilt, distance, place, light (brightness, contrast, colour
+    temperature). Why these ranges: bench/signs_generalization.md."""
     return keras.Sequential([
         keras.layers.RandomFlip("horizontal", seed=seed),
         keras.layers.RandomRotation(0.125, fill_mode="nearest", seed=seed + 1),  # +-45 degrees
-        keras.layers.RandomZoom((-0.1, 0.3), fill_mode="nearest", seed=seed + 2),  # 10 % in, 30 % out
+        keras.layers.RandomZoom((-0.1, 0.3), fill_mode="nearest", seed=seed + 2),  # 10% in, 30% out
         keras.layers.RandomTranslation(0.12, 0.12, fill_mode="nearest", seed=seed + 3),
         keras.layers.RandomBrightness(0.25, value_range=(0.0, 1.0), seed=seed + 4),
         keras.layers.RandomContrast(0.25, value_range=(0.0, 1.0), seed=seed + 5),
-        RandomColourTemperature(0.12, seed=seed + 6),
-    ], name="augmenter")
+        RandomColourTemperature(0.12, seed=seed + 6)], name="augmenter")
 
 
 def make_train_dataset(X, Y, batch_size=32, augment=True, seed=0):
-    """One endless tf.data pipeline of shuffled (and augmented) full training batches of
-    X (m, 64, 64, 3; float in [0, 1] or uint8, divided here) and one-hot Y (m, classes); seed
-    makes shuffling and augmentation reproducible. Give fit() the batches per epoch:
+    """One endless tf.data pipeline (no pause between epochs) of shuffled, augmented full batches
+    of X (m, 64, 64, 3; float in [0, 1], or uint8) and one-hot Y (m, classes), reproducible by seed:
         model.fit(make_train_dataset(X, Y), epochs=..., steps_per_epoch=len(X) // batch_size,
-                  shuffle=False)  # the pipeline shuffles; shuffle=False silences a Keras notice
-    One pipeline for every epoch avoids the pause fit() makes rebuilding one from arrays."""
+                  shuffle=False)  # the pipeline shuffles; shuffle=False silences a Keras notice"""
     if len(X) != len(Y):
         raise ValueError(f"make_train_dataset: X has {len(X)} images but Y has {len(Y)} labels; "
                          "pass the images and the one-hot labels of the same examples.")
     dataset = tf.data.Dataset.from_tensor_slices((X, np.asarray(Y, dtype="float32")))
-    dataset = dataset.shuffle(len(X), seed=seed, reshuffle_each_iteration=True).repeat()
-    dataset = dataset.batch(batch_size, drop_remainder=True)
+    dataset = dataset.shuffle(len(X), seed=seed).repeat().batch(batch_size, drop_remainder=True)
     dataset = dataset.map(lambda images, labels: (_to_unit_range(images), labels))
     if augment:
         augmenter = make_augmenter(seed)
@@ -84,10 +73,9 @@ def cosine_schedule(epochs, steps_per_epoch, peak_learning_rate=1e-3, warmup_epo
 
 
 def set_batchnorm_momentum(model, momentum=0.9):
-    """Set the momentum of every BatchNorm layer of model (before compile). Each batch moves the
-    moving averages that predict() and evaluate() use a fraction 1 - momentum towards its own
-    statistics. Keras's 0.99 averages over ~100 batches (3 epochs here, while the weights change
-    a lot: 30 % test accuracy after 8 epochs); 0.9 (~10 batches) follows the weights: 100 %."""
+    """Set the momentum of every BatchNorm layer (before compile): each batch moves the averages
+    predict() uses 1 - momentum towards its statistics. Keras's 0.99 (~100 batches, 3 epochs here)
+    lags the changing weights (30 % test accuracy after 8 epochs); 0.9 follows them: 100 %."""
     for layer in batchnorm_layers(model):
         layer.momentum = momentum
     return model
@@ -103,13 +91,10 @@ def batchnorm_layers(model):
 
 
 def recalibrate_batchnorm(model, X, batch_size=32, seed=0):
-    """Set every BatchNorm layer's moving mean and variance to its statistics over X.
-
-    After a short training the moving averages still remember the early weights. This runs the
-    FINAL model over X (images as the model takes them, unaugmented) in training mode, in
-    shuffled batches of batch_size (seed: their order), and keeps each layer's input mean and
-    variance over all of X. No weight learns. (set_batchnorm_momentum(model, 0.9) avoids it.)
-    """
+    """Set every BatchNorm layer's moving mean and variance to its statistics over X, which the
+    moving averages of a short training miss (they remember the early weights): runs the FINAL
+    model over X (as the model takes it, unaugmented) in training mode in shuffled batches (seed:
+    their order); no weight learns. (set_batchnorm_momentum(model, 0.9) makes it unneeded.)"""
     layers = list(batchnorm_layers(model))
     momenta = [layer.momentum for layer in layers]
     for layer in layers:
@@ -138,16 +123,14 @@ def recalibrate_batchnorm(model, X, batch_size=32, seed=0):
 
 
 def perturb_images(X, seed=0):
-    """A fixed copy of X (m, 64, 64, 3; float in [0, 1] or uint8) that looks like photos of the
-    same signs taken elsewhere: each image gets its own small shift, rotation and zoom, light
-    (brightness, contrast, colour cast), blur and sensor noise. Same seed, same copy; same
-    dtype and range as X."""
+    """A fixed copy of X (m, 64, 64, 3; float in [0, 1] or uint8, kept) like photos taken elsewhere:
+    each image its own shift, rotation, zoom, light (brightness, contrast, colour cast), blur and
+    sensor noise. Same seed, same copy."""
     rng = np.random.default_rng(seed)
     geometry = keras.Sequential([
         keras.layers.RandomTranslation(0.08, 0.08, fill_mode="nearest", seed=seed),
         keras.layers.RandomRotation(0.03, fill_mode="nearest", seed=seed + 1),
-        keras.layers.RandomZoom(0.1, fill_mode="nearest", seed=seed + 2),
-    ])
+        keras.layers.RandomZoom(0.1, fill_mode="nearest", seed=seed + 2)])
     images = geometry(_to_unit_range(X), training=True).numpy()
     m = len(images)
     blurred = (np.roll(images, 1, axis=1) + np.roll(images, -1, axis=1)
@@ -173,9 +156,8 @@ def with_input_scaling(model):
 
 
 def save_for_inference(model, path):
-    """Save model for predicting: with its input scaling (the file takes raw 0-255 images) and
-    without the optimizer's state, which only training needs (a third of the size). Returns
-    the saved copy."""
+    """Save model for predicting, with its input scaling (it takes raw 0-255 images) and without
+    the optimizer's state, which only training needs (a third of the size); returns the copy."""
     scaled = with_input_scaling(model)
     copy = keras.models.clone_model(scaled)  # new layers, not compiled: no optimizer
     copy.set_weights(scaled.get_weights())
@@ -200,20 +182,17 @@ def plot_history(history):
 
 def plot_confusion_matrix(y_true, y_pred, class_names):
     """Counts of (true class, predicted class) pairs; y_true, y_pred: labels or one-hot rows."""
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    y_true = y_true.argmax(axis=-1) if y_true.ndim == 2 else y_true.reshape(-1)
-    y_pred = y_pred.argmax(axis=-1) if y_pred.ndim == 2 else y_pred.reshape(-1)
+    y_true, y_pred = (y.argmax(axis=-1) if y.ndim == 2 else y.reshape(-1)
+                      for y in (np.asarray(y_true), np.asarray(y_pred)))
     n = len(class_names)
     counts = np.zeros((n, n), dtype=int)
     np.add.at(counts, (y_true, y_pred), 1)
     fig, ax = plt.subplots(figsize=(4.5, 4))
     ax.imshow(counts, cmap="Blues")
-    for i in range(n):
-        for j in range(n):
-            ax.text(j, i, counts[i, j], ha="center", va="center",
-                    color="white" if counts[i, j] > counts.max() / 2 else "black")
-    ax.set_xticks(range(n), class_names)
-    ax.set_yticks(range(n), class_names)
-    ax.set(xlabel="predicted", ylabel="true", title=f"accuracy {np.mean(y_true == y_pred):.1%}")
+    for i, j in np.ndindex(n, n):
+        ax.text(j, i, counts[i, j], ha="center", va="center",
+                color="white" if counts[i, j] > counts.max() / 2 else "black")
+    ax.set(xticks=range(n), xticklabels=class_names, yticks=range(n), yticklabels=class_names,
+           xlabel="predicted", ylabel="true", title=f"accuracy {np.mean(y_true == y_pred):.1%}")
     fig.tight_layout()
     return fig
