@@ -7,6 +7,7 @@ predicts a sign; the unsolved release stops at the first check with the short "n
 yet" message. Screenshots of each notebook go to the folder named in any failure message.
 Needs Debian's chromium (`make system-packages`); Playwright cannot download a browser here.
 """
+import contextlib
 import json
 import socket
 import subprocess
@@ -116,12 +117,16 @@ def _run_all(page):
     return cells
 
 
-def _where(lab, page, name):
-    """Saves a full-page screenshot; the text to add to a failure message."""
+@contextlib.contextmanager
+def _screenshot(lab, page, name):
+    """Saves a full-page screenshot of page on the way out; a failure inside names the folder."""
     _, screenshots, log_path = lab
-    path = screenshots / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    return f"(screenshots: {screenshots}; server log: {log_path})"
+    try:
+        yield
+    except Exception as err:
+        raise AssertionError(f"{err}\n(screenshots: {screenshots}; JupyterLab's log: {log_path})") from err
+    finally:
+        page.screenshot(path=str(screenshots / f"{name}.png"), full_page=True)
 
 
 def _texts(outputs):
@@ -136,57 +141,50 @@ def _texts(outputs):
 
 def test_the_solved_notebook_runs_all_in_the_learners_jupyterlab(browser, lab):
     page = _open(browser, lab, SOLVED)
-    try:
+    with _screenshot(lab, page, "solved"):
         cells = _run_all(page)
-    finally:
-        where = _where(lab, page, "solved")
-    errors = {cell["id"]: _texts(cell["outputs"]) for cell in cells
-              if any(output["output_type"] == "error" for output in cell["outputs"])}
-    assert not errors, f"cells with errors: {errors} {where}"
-    unrun = [cell["id"] for cell in cells if not cell["outputs"] and cell["id"] != "setup"]
-    printed = "".join(_texts(cell["outputs"]) for cell in cells)
-    assert printed.count(learner_notebooks.PASS_LINE) == 3, f"{printed[-2000:]} {where}"
-    assert page.get_by_text(learner_notebooks.PASS_LINE).count() == 3, f"pass lines not shown {where}"
+        errors = {cell["id"]: _texts(cell["outputs"]) for cell in cells
+                  if any(output["output_type"] == "error" for output in cell["outputs"])}
+        assert not errors, f"cells with errors: {errors}"
+        printed = "".join(_texts(cell["outputs"]) for cell in cells)
+        assert printed.count(learner_notebooks.PASS_LINE) == 3, printed[-2000:]
+        assert page.get_by_text(learner_notebooks.PASS_LINE).count() == 3, "the pass lines are not shown"
 
-    figures = sum(1 for cell in cells for output in cell["outputs"] if "image/png" in output.get("data", {}))
-    assert figures >= 6, f"only {figures} figures; cells without output: {unrun} {where}"
-    images = page.locator(".jp-OutputArea-output img")
-    assert images.count() == figures, f"{images.count()} images shown for {figures} figures {where}"
-    rendered = images.evaluate_all("images => images.filter(i => i.complete && i.naturalWidth > 0).length")
-    assert rendered == figures, f"{figures - rendered} figures did not render {where}"
+        figures = sum(1 for cell in cells for output in cell["outputs"] if "image/png" in output.get("data", {}))
+        assert figures >= 6, f"only {figures} figures"
+        images = page.locator(".jp-OutputArea-output img")
+        assert images.count() == figures, f"{images.count()} images shown for {figures} figures"
+        rendered = images.evaluate_all("images => images.filter(i => i.complete && i.naturalWidth > 0).length")
+        assert rendered == figures, f"{figures - rendered} figures did not render"
 
-    own_image = next(cell for cell in cells if cell["id"] == "my_image")
-    assert "Predicted sign:" in _texts(own_image["outputs"]), where
-    stderr = [(cell["id"], output["text"]) for cell in cells for output in cell["outputs"]
-              if output["output_type"] == "stream" and output["name"] == "stderr"]
-    assert stderr == [], f"stderr in the learner's notebook: {stderr} {where}"
+        own_image = next(cell for cell in cells if cell["id"] == "my_image")
+        assert "Predicted sign:" in _texts(own_image["outputs"])
+        stderr = [(cell["id"], output["text"]) for cell in cells for output in cell["outputs"]
+                  if output["output_type"] == "stream" and output["name"] == "stderr"]
+        assert stderr == [], f"stderr in the learner's notebook: {stderr}"
 
 
 def test_the_learners_jupyterlab_has_no_nbgrader_tools(browser, lab):
     page = _open(browser, lab, f"{ASSIGNMENT}.ipynb")
-    try:
+    with _screenshot(lab, page, "menus"):
         config = json.loads(page.locator("#jupyter-config-data").text_content())
         menus = page.locator(".lm-MenuBar-itemLabel").all_text_contents()
-    finally:
-        where = _where(lab, page, "menus")
-    assert learner_lab.NBGRADER_LAB_EXTENSION in config["disabledExtensions"], where
-    assert "File" in menus and not any("nbgrader" in menu.lower() for menu in menus), f"{menus} {where}"
-    assert page.get_by_text("Create Assignment").count() == 0, where
-    base, _, _ = lab
-    with pytest.raises(urllib.error.HTTPError, match="404"):  # the formgrader server extension is off
-        urllib.request.urlopen(f"{base}/formgrader?token={TOKEN}", timeout=30)
+        assert learner_lab.NBGRADER_LAB_EXTENSION in config["disabledExtensions"]
+        assert "File" in menus and not any("nbgrader" in menu.lower() for menu in menus), menus
+        assert page.get_by_text("Create Assignment").count() == 0
+        base, _, _ = lab
+        with pytest.raises(urllib.error.HTTPError, match="404"):  # the formgrader server extension is off
+            urllib.request.urlopen(f"{base}/formgrader?token={TOKEN}", timeout=30)
 
 
 def test_the_unsolved_notebook_stops_at_the_first_check_with_a_short_message(browser, lab):
     page = _open(browser, lab, f"{ASSIGNMENT}.ipynb")
-    try:
+    with _screenshot(lab, page, "unsolved"):
         cells = _run_all(page)
+        failing = [cell["id"] for cell in cells if any(o["output_type"] == "error" for o in cell["outputs"])]
+        assert failing == ["identity_block_test"]
         shown = page.locator(".jp-OutputArea-output").all_text_contents()
-    finally:
-        where = _where(lab, page, "unsolved")
-    failing = [cell for cell in cells if any(o["output_type"] == "error" for o in cell["outputs"])]
-    assert [cell["id"] for cell in failing] == ["identity_block_test"], where
-    message = "\n".join(text for text in shown if "not implemented yet" in text)
-    assert "identity_block is not implemented yet" in message, f"{shown} {where}"
-    assert len(message.splitlines()) <= 10, f"the check's message is not short: {message} {where}"
-    assert "public_tests.py" not in message and "resnet_checks.py" not in message, message
+        message = "\n".join(text for text in shown if "not implemented yet" in text)
+        assert "identity_block is not implemented yet" in message, shown
+        assert len(message.splitlines()) <= 10, f"the check's message is not short: {message}"
+        assert "public_tests.py" not in message and "resnet_checks.py" not in message, message
