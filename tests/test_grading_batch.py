@@ -211,4 +211,4 @@ def test_a_killed_grader_resumes_with_none_lost_none_twice_and_the_same_grades(b
     out, _ = finish(grader(course))  # a third run grades nothing and reports the same
     assert journal.read_bytes() == journal_bytes
     assert gradebook_scores(course, RESUMED) == gradebook_scores(batch["course"], RESUMED)
-    assert "correct  10/10" in out.replace("   ", "  ")
+    assert ["correct", "10/10"] in [line.split()[:2] for line in out.splitlines()]
