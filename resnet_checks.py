@@ -218,6 +218,17 @@ def _tensor_keys(layers):
     return [tuple(layers)] if layers and isinstance(layers[0], str) else [tuple(key) for key in layers]
 
 
+def _layer_graph(context, model):
+    """The model's LayerGraph; a CheckFailed if Keras cannot describe the model (e.g. a layer of the
+    learner's own class without get_config)."""
+    try:
+        return LayerGraph(model)
+    except Exception as error:  # noqa: BLE001  (whatever get_config of the learner's layers raises)
+        _fail(context, f"the checks cannot read the layers you built: keras.Model.get_config() raised "
+                       f"{type(error).__name__}: {str(error).strip()[:300]}. Build it from the Keras layers "
+                       "the notebook imports.")
+
+
 class LayerGraph:
     """Every layer call of a functional model, read from ``model.get_config()``: Keras's public,
     saved description of the graph, which names each call's input tensors as (layer, call, output)
@@ -489,7 +500,7 @@ def _build_block(exercise, target, case, context):
         model = keras.Model(X, Y)
     except ValueError:  # Keras found no path from X to Y
         _fail(context, "the output is not computed from the input X: start the block from its argument X.")
-    return LayerGraph(model).trace(), Y
+    return _layer_graph(context, model).trace(), Y
 
 
 def _split_block(context, steps, projection):
@@ -679,10 +690,10 @@ def _describe_residual(merge, after):
             + ("" if relu_after else " without a ReLU after it"))
 
 
-def resnet50_items(model):
+def resnet50_items(model, context="ResNet50"):
     """The model as described items: stem layers, one item per residual block, head layers.
     Returns (items, steps) where steps[i] lists the Steps that item i covers."""
-    steps = LayerGraph(model).trace()
+    steps = _layer_graph(context, model).trace()
     items, covered = [], []
     index = 0
     while index < len(steps):
@@ -814,7 +825,7 @@ def check_resnet50(target, case):
     if input_shape != (None,) + tuple(args["input_shape"]):
         _fail(context, f"the model's input shape is {input_shape}, expected {(None,) + tuple(args['input_shape'])}: "
                        "build the input with Input(input_shape).")
-    items, covered = resnet50_items(model)
+    items, covered = resnet50_items(model, context)
     last = items[-1] if items else ("nothing", ())
     activation = last[3] if last[0] == "Dense" else last[2] if last[0] == "Activation" else None
     if activation != "softmax":

@@ -5,6 +5,7 @@ pytest still get an AssertionError with the message, and under nbgrader the cell
 """
 import re
 
+import keras
 import nbformat
 import pytest
 from keras.initializers import random_uniform
@@ -152,3 +153,22 @@ def test_a_failed_check_still_fails_the_cell_as_nbgrader_runs_it():
                             resources={"metadata": {"path": str(paths.ROOT)}})
     with pytest.raises(CellExecutionError, match="not implemented yet"):
         client.execute()
+
+
+class Opaque(keras.layers.Layer):
+    """A layer of the learner's own class that Keras cannot describe (no get_config for `scale`)."""
+
+    def __init__(self, scale):
+        super().__init__()
+        self.scale = scale
+
+    def call(self, x):
+        return self.scale(x)
+
+
+def test_a_layer_keras_cannot_describe_gets_a_message_not_a_traceback():
+    def identity_block(X, f, filters, training=True, initializer=random_uniform):
+        return Opaque(lambda x: 2 * x)(reference.identity_block(X, f, filters, training, initializer))
+
+    with pytest.raises(public_tests.CheckFailed, match="the checks cannot read the layers you built"):
+        public_tests.identity_block_test(identity_block)
