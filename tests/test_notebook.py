@@ -112,7 +112,9 @@ def test_run_parameters_are_one_tagged_cell_of_literals_just_before_training(not
                for node in assignments), "plain literals only (papermill convention)"
     assert {node.targets[0].id for node in assignments} == {"EPOCHS", "STEPS_PER_EPOCH", "OUTPUT_DIR"}
     code = "\n".join(c.source for c in notebook.cells if c.cell_type == "code")
-    assert "RESNET50_" not in code and demo.MODEL_FILE in code
+    for variable in ("RESNET50_EPOCHS", "RESNET50_TRAIN_STEPS", "RESNET50_OUTPUT_DIR"):
+        assert variable not in code, "the run parameters come from the parameters cell"
+    assert demo.MODEL_FILE in code
     assert 'os.environ.get("NBGRADER_EXECUTION")' in notebook.cells[ids.index("training")].source
 
 
