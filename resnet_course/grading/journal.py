@@ -1,7 +1,8 @@
 """The grader's journal: one JSON line per graded submission, fsync'd as each result arrives.
 
-A line is keyed by the student and the sha256 of the notebook they submitted, so a rerun skips
-exactly what was graded (and regrades a submission that changed since). The journal is what makes a
+A line is keyed by the student, the sha256 of the notebook they submitted and a digest of the grading
+material, so a rerun skips exactly what was graded (and regrades a submission, or a whole batch,
+whose notebook or tests changed since). The journal is what makes a
 killed grader resume with nothing lost and nothing graded twice; the gradebook is filled from it.
 A line cut short by a kill is ignored (its submission is graded again).
 """
