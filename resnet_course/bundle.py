@@ -66,6 +66,12 @@ def data_licence(archive=None):
         return source.read(min(names, key=len))
 
 
+def required_files(modules=LEARNER_MODULES):
+    """The files without which the notebook cannot run: where they all are, the setup cell does
+    nothing (the instructor's folders and the grader's hold these, not the licence or figures)."""
+    return sorted([*modules, *(f"datasets/{name}" for name in DATA_FILES.values())])
+
+
 def learner_files(modules=LEARNER_MODULES):
     """{path in the zip: bytes} of everything a learner needs beside the notebook."""
     files = {name: _read(ROOT / name, "it is a learner module (resnet_course.paths.LEARNER_MODULES)")
@@ -96,12 +102,13 @@ def sha256(data):
     return hashlib.sha256(data).hexdigest()
 
 
-def setup_cell_source(files_sha256, file_names, files_url=FILES_URL):
-    """The notebook's setup cell: a no-op where the learner files are present, else downloads
-    files_url, checks files_sha256 and unpacks it into the working folder."""
+def setup_cell_source(files_sha256, file_names=None, files_url=FILES_URL):
+    """The notebook's setup cell: a no-op where file_names (default: required_files()) are all
+    present, else downloads files_url, checks files_sha256 and unpacks it into the working folder."""
+    file_names = required_files() if file_names is None else file_names
     template = string.Template((TEMPLATES / "setup_cell.py").read_text(encoding="utf8"))
     return template.substitute(files_url=files_url, files_sha256=files_sha256,
-                               learner_files=pprint.pformat(sorted(file_names), width=100,
+                               required_files=pprint.pformat(sorted(file_names), width=100,
                                                             compact=True).replace("'", '"')).rstrip("\n")
 
 

@@ -67,7 +67,7 @@ def stale_setup_cell(files, source=SOURCE_NOTEBOOK):
     if cell is None:
         raise bundle.BundleError(f"{source.name} has no code cell with id {bundle.SETUP_CELL_ID!r} "
                                  f"(the learner files' setup cell, before the packages cell)")
-    fresh = bundle.setup_cell_source(bundle.sha256(bundle.zip_bytes(files)), files)
+    fresh = bundle.setup_cell_source(bundle.sha256(bundle.zip_bytes(files)))
     return None if cell.source == fresh else (notebook, cell, fresh)
 
 

@@ -101,11 +101,13 @@ def browser():
         chromium.close()
 
 
-def _open(browser, lab, notebook):
+def _open(browser, lab, notebook, workspace):
+    """A new page with notebook alone open, in a fresh JupyterLab workspace of that name (each test
+    its own: a shared one would reopen the notebooks of the tests before)."""
     base, _, _ = lab
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.set_default_timeout(120_000)
-    page.goto(f"{base}/lab/tree/{notebook}?token={TOKEN}")
+    page.goto(f"{base}/lab/workspaces/{workspace}/tree/{notebook}?reset&token={TOKEN}")
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']")  # kernel started, idle
     return page
 
@@ -119,7 +121,8 @@ def _run_all(page):
 
 @contextlib.contextmanager
 def _screenshot(lab, page, name):
-    """Saves a full-page screenshot of page on the way out; a failure inside names the folder."""
+    """Saves a full-page screenshot of page and closes it on the way out; a failure inside names
+    the screenshot folder."""
     _, screenshots, log_path = lab
     try:
         yield
@@ -127,6 +130,7 @@ def _screenshot(lab, page, name):
         raise AssertionError(f"{err}\n(screenshots: {screenshots}; JupyterLab's log: {log_path})") from err
     finally:
         page.screenshot(path=str(screenshots / f"{name}.png"), full_page=True)
+        page.close()
 
 
 def _texts(outputs):
@@ -140,7 +144,7 @@ def _texts(outputs):
 
 
 def test_the_solved_notebook_runs_all_in_the_learners_jupyterlab(browser, lab):
-    page = _open(browser, lab, SOLVED)
+    page = _open(browser, lab, SOLVED, "solved")
     with _screenshot(lab, page, "solved"):
         cells = _run_all(page)
         errors = {cell["id"]: _texts(cell["outputs"]) for cell in cells
@@ -165,7 +169,7 @@ def test_the_solved_notebook_runs_all_in_the_learners_jupyterlab(browser, lab):
 
 
 def test_the_learners_jupyterlab_has_no_nbgrader_tools(browser, lab):
-    page = _open(browser, lab, f"{ASSIGNMENT}.ipynb")
+    page = _open(browser, lab, f"{ASSIGNMENT}.ipynb", "menus")
     with _screenshot(lab, page, "menus"):
         config = json.loads(page.locator("#jupyter-config-data").text_content())
         menus = page.locator(".lm-MenuBar-itemLabel").all_text_contents()
@@ -178,7 +182,7 @@ def test_the_learners_jupyterlab_has_no_nbgrader_tools(browser, lab):
 
 
 def test_the_unsolved_notebook_stops_at_the_first_check_with_a_short_message(browser, lab):
-    page = _open(browser, lab, f"{ASSIGNMENT}.ipynb")
+    page = _open(browser, lab, f"{ASSIGNMENT}.ipynb", "unsolved")
     with _screenshot(lab, page, "unsolved"):
         cells = _run_all(page)
         failing = [cell["id"] for cell in cells if any(o["output_type"] == "error" for o in cell["outputs"])]

@@ -10,6 +10,7 @@ import pytest
 
 import learner_notebooks
 from resnet_course import bundle
+from resnet_course.paths import ROOT
 
 COLAB_STAND_IN = "# a stand-in for Colab's google.colab package: Colab's kernels can import it\n"
 
@@ -98,3 +99,17 @@ def test_the_setup_cell_never_installs_packages():
     source = next(c for c in learner_notebooks.solved_release(parameters=None).cells
                   if c.get("id") == bundle.SETUP_CELL_ID).source
     assert "pip" not in source and "install" not in source
+
+
+def test_the_setup_cell_does_nothing_where_the_required_files_are(served, tmp_path):
+    """As in the instructor's folders and the grader's: the modules and data, no licence or figures."""
+    base_url, _ = served
+    folder = tmp_path / "course"
+    for name in bundle.required_files():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).symlink_to(ROOT / name)
+    before = sorted(folder.rglob("*"))
+    executed = learner_notebooks.execute(_setup_cell_only(), cwd=folder,
+                                         env=_colab_env(tmp_path, f"{base_url}/no-such-file.zip"))
+    assert learner_notebooks.outputs_of(executed, "stdout") == []
+    assert sorted(folder.rglob("*")) == before
