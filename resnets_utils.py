@@ -15,6 +15,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from hand_framing import model_view
+
 
 # ---- Versions ---- (identical numbers on these; older Keras lacks arguments the course uses)
 SUPPORTED_TENSORFLOW = ("2.18", "2.21")
@@ -170,30 +172,28 @@ def show_samples(X, Y, classes, n=12, seed=0, columns=6):
     return fig
 
 
-def load_my_image(path, size=64):
-    """Load a photo as a uint8 array (1, size, size, 3), ready for ``model.predict(x / 255.)``.
-
-    The photo is turned upright (EXIF orientation, as phones store it), converted to RGB (a
-    transparent background becomes white, like the SIGNS backgrounds), cropped to its largest
-    centred square (cropping keeps the hand's proportions, squeezing would distort them) and
-    resized with antialiasing (Lanczos, the filter used to build the SIGNS files)."""
+def load_photo(path):
+    """A photo as uint8 (h, w, 3) RGB, upright (EXIF orientation, as phones store it); a
+    transparent background becomes white, like the SIGNS backgrounds."""
     path = Path(path)
     if not path.is_file():
-        raise ImageError(f"{path}: file not found; put your photo (JPEG or PNG) there or pass "
-                         f"its path.")
+        raise ImageError(f"{path}: file not found; put your photo (JPEG or PNG) there or pass its path.")
     try:
         with Image.open(path) as img:
             img = ImageOps.exif_transpose(img)
             if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
                 img = img.convert("RGBA")
-                background = Image.new("RGBA", img.size, (255, 255, 255, 255))
-                img = Image.alpha_composite(background, img)
-            img = img.convert("RGB")
-            side = min(img.size)
-            left, top = (img.width - side) // 2, (img.height - side) // 2
-            img = img.crop((left, top, left + side, top + side))
-            img = img.resize((size, size), Image.LANCZOS)
-            return np.asarray(img, dtype=np.uint8)[np.newaxis]
+                img = Image.alpha_composite(Image.new("RGBA", img.size, (255, 255, 255, 255)), img)
+            return np.asarray(img.convert("RGB"), dtype=np.uint8)
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise ImageError(f"{path}: not an image file Pillow can read ({err}); use a JPEG or "
                          f"PNG photo.") from None
+
+
+def load_my_image(path, size=64):
+    """A photo as the model sees it: uint8 (1, size, size, 3), for ``model.predict(x / 255.)``.
+
+    Any size, from a phone as it comes, hand anywhere: load_photo, then hand_framing.model_view
+    finds the hand by its colour against the plain background and crops a square around it (so it
+    fills the frame as in the SIGNS photos), resized with Lanczos as the SIGNS files were."""
+    return model_view(load_photo(path), size)[np.newaxis]

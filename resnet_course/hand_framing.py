@@ -85,16 +85,24 @@ def hand_box(image):
 
 
 def square_around(box, image_shape):
-    """(top, left, side) of the square that holds box with MARGIN around it, centred on it.
+    """(top, left, side) of the square that holds box with MARGIN around it.
 
-    The square may reach outside the image (frame_hand pads there); it is never larger than
-    needed to hold the whole hand, and never smaller than the box.
+    Centred on the hand, except where the hand runs into an edge of the photo (a forearm entering
+    from the bottom or a side): there the square is flush with that edge, as in the SIGNS photos,
+    where the forearm leaves through the bottom. The square may reach outside the photo on the
+    other sides (frame_hand pads there).
     """
     top, left, bottom, right = box
-    side = int(round(max(bottom - top, right - left) * (1 + 2 * MARGIN)))
-    side = max(side, 1)
-    centre_y, centre_x = (top + bottom) / 2, (left + right) / 2
-    return int(round(centre_y - side / 2)), int(round(centre_x - side / 2)), side
+    side = max(int(round(max(bottom - top, right - left) * (1 + 2 * MARGIN))), 1)
+    origin = []
+    for low, high, size in ((top, bottom, image_shape[0]), (left, right, image_shape[1])):
+        if high >= size and low > 0:
+            origin.append(size - side)
+        elif low <= 0 and high < size:
+            origin.append(0)
+        else:
+            origin.append(int(round((low + high) / 2 - side / 2)))
+    return origin[0], origin[1], side
 
 
 def frame_hand(image):

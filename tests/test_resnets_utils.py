@@ -18,6 +18,7 @@ from resnets_utils import (  # noqa: E402
     convert_to_one_hot,
     load_dataset,
     load_my_image,
+    load_photo,
     show_samples,
 )
 
@@ -215,3 +216,44 @@ def test_learner_file_does_not_import_the_instructor_package():
     source = open(resnets_utils.__file__).read()
     assert not re.search(r"^\s*(from|import)\s+resnet_course", source, re.MULTILINE)
     assert "# ---- Data ----" in source
+
+
+# ---- A phone photo as it comes: any size, EXIF rotation, the hand anywhere ----
+
+def _hand_photo(height, width, centre, radii):
+    from synthetic_photos import BACKGROUNDS, SKIN_TONES, photo
+    return photo(height, width, BACKGROUNDS["white"], SKIN_TONES["medium"], centre=centre, radii=radii)
+
+
+def _hand_fills_the_view(view):
+    """The hand (with its forearm reaching the bottom edge) fills the view as in the SIGNS photos."""
+    from resnet_course.hand_framing import MARGIN, hand_box
+
+    top, left, bottom, right = hand_box(view[0])
+    side = view.shape[1]
+    assert bottom == side  # upright: the forearm enters from the bottom
+    assert bottom - top >= side / (1 + 2 * MARGIN) - 3
+    assert abs((left + right) / 2 - side / 2) <= 4
+
+
+def test_load_my_image_frames_a_small_hand_in_a_large_photo(tmp_path):
+    pixels = _hand_photo(3000, 4000, centre=(2500, 3200), radii=(180, 130))
+    Image.fromarray(pixels).save(tmp_path / "large.jpg", quality=92)
+    _hand_fills_the_view(load_my_image(tmp_path / "large.jpg"))
+
+
+def test_load_my_image_frames_a_hand_in_a_small_photo(tmp_path):
+    pixels = _hand_photo(48, 36, centre=(30, 14), radii=(8, 6))
+    Image.fromarray(pixels).save(tmp_path / "small.png")
+    view = load_my_image(tmp_path / "small.png")
+    assert view.shape == (1, 64, 64, 3)
+    _hand_fills_the_view(view)
+
+
+def test_load_my_image_turns_a_photo_upright_by_its_exif_orientation(tmp_path):
+    upright = _hand_photo(600, 450, centre=(250, 150), radii=(60, 45))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display": the sensor stored it sideways
+    Image.fromarray(np.rot90(upright)).save(tmp_path / "phone.jpg", exif=exif, quality=92)
+    np.testing.assert_allclose(load_photo(tmp_path / "phone.jpg"), upright, atol=40)
+    _hand_fills_the_view(load_my_image(tmp_path / "phone.jpg"))

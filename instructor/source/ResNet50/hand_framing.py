@@ -1,0 +1,1 @@
+../../../hand_framing.py
