@@ -37,6 +37,7 @@ DEMO_INPUTS := instructor/source/ResNet50/ResNet50.ipynb resnets_utils.py public
                datasets/train_signs.h5 datasets/test_signs.h5
 demo: data outputs/ResNet50.html
 	@grep -o 'Test accuracy: [0-9][0-9.]*' outputs/ResNet50.html | head -1
+	@grep -o 'Stress severity [0-9]: accuracy [0-9.]* as they are, [0-9.]* framed' outputs/ResNet50.html
 	@echo "outputs/: ResNet50.html, ResNet50.ipynb (executed), resnet50_signs.keras"
 
 outputs/ResNet50.html: $(STAMP) $(DEMO_INPUTS)

@@ -28,6 +28,7 @@ from resnet_course.paths import OUTPUTS_DIR, ROOT, SOURCE_NOTEBOOK
 
 MODEL_FILE = "resnet50_signs.keras"
 ACCURACY_PREFIX = "Test accuracy:"
+STRESS_PREFIX = "Stress severity"  # the notebook's stress-curve lines (section 6)
 PARAMETERS_TAG = "parameters"                     # papermill's names
 INJECTED_TAG = "injected-parameters"
 
@@ -120,6 +121,11 @@ def accuracy_line(notebook):
                 None)
 
 
+def stress_lines(notebook):
+    """The notebook's stress-curve lines ("Stress severity s: accuracy ..."), in order."""
+    return [line.strip() for line in stream_lines(notebook) if line.strip().startswith(STRESS_PREFIX)]
+
+
 def write_outputs(notebook, directory):
     """Writes directory/ResNet50.ipynb and directory/ResNet50.html; returns their paths."""
     from nbconvert import HTMLExporter
@@ -159,6 +165,8 @@ def main(argv=None):
     print(f"executed in {time.perf_counter() - start:.0f} s; wrote {_shown(executed)} and {_shown(html)}")
     line = accuracy_line(notebook)
     print(line or f"warning: the notebook printed no '{ACCURACY_PREFIX}' line")
+    for stress_line in stress_lines(notebook):
+        print(stress_line)
     model = directory / MODEL_FILE
     print(f"trained model: {_shown(model)}" if model.is_file()
           else f"warning: the notebook saved no model at {model}")
