@@ -115,7 +115,8 @@ def setup_cell_source(files_sha256, file_names=None, files_url=FILES_URL):
 def readme():
     """The learner README (Markdown), with the Colab badge and the supported versions."""
     template = string.Template((TEMPLATES / "README.md").read_text(encoding="utf8"))
-    return template.substitute(colab_url=COLAB_URL, tensorflow_range="-".join(SUPPORTED_TENSORFLOW),
+    return template.substitute(colab_url=COLAB_URL, modules=", ".join(f"`{name}`" for name in LEARNER_MODULES),
+                               tensorflow_range="-".join(SUPPORTED_TENSORFLOW),
                                keras_range="-".join(SUPPORTED_KERAS))
 
 
