@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.requirements-installed
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup system-packages data demo test release expected figures bench clean
+.PHONY: setup system-packages data demo test release lab grade expected figures generated check-generated clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,8 @@ data: setup
 
 # Executes the solution notebook with real training; writes outputs/ResNet50.html and the model.
 # Re-runs only when the notebook, the learner modules or the data changed since the last demo.
-DEMO_INPUTS := instructor/source/ResNet50/ResNet50.ipynb resnets_utils.py public_tests.py \
+DEMO_INPUTS := instructor/source/ResNet50/ResNet50.ipynb resnets_utils.py training_utils.py public_tests.py \
+               resnet_checks.py check_cases.py hand_framing.py stress.py \
                datasets/train_signs.h5 datasets/test_signs.h5
 demo: data outputs/ResNet50.html
 	@grep -o 'Test accuracy: [0-9][0-9.]*' outputs/ResNet50.html | head -1
@@ -46,11 +47,22 @@ outputs/ResNet50.html: $(STAMP) $(DEMO_INPUTS)
 test: data system-packages
 	$(PY) -m pytest
 
-# Regenerates the learner release ResNet50.ipynb from the nbgrader source notebook.
-release: setup
+# The learner release: ResNet50.ipynb from the nbgrader source notebook, and the learner bundle
+# release/ResNet50/ + release/ResNet50.zip (+ release/ResNet50-files.zip, which Colab downloads).
+release: data
 	$(PY) -m resnet_course.release
 
-# Regenerates the expected values stored in public_tests.py and in the hidden tests.
+# The learner's JupyterLab on release/ResNet50, without nbgrader's tools (make release rewrites that folder).
+lab: setup
+	$(PY) -m resnet_course.learner_lab
+
+# Grades every submission in SUBMISSIONS (nbgrader's layout <folder>/<student>/ResNet50/ResNet50.ipynb),
+# each in a bubblewrap sandbox, in parallel on Dask; writes instructor/gradebook.db and autograded/.
+SUBMISSIONS ?= instructor/submitted
+grade: setup system-packages
+	$(PY) -m resnet_course.grading $(SUBMISSIONS) $(GRADE_OPTIONS)
+
+# Regenerates the expected values in check_cases.py and the hidden tests' cases.
 expected: setup
 	$(PY) -m resnet_course.expected_values
 
@@ -58,5 +70,13 @@ expected: setup
 figures: setup
 	$(PY) -m resnet_course.figures
 
+# Every generated file, in order (learner copies, expected values, solutions, release, figures);
+# check-generated proves none is stale.
+generated: data
+	$(PY) -m resnet_course.generated
+
+check-generated: data
+	$(PY) -m resnet_course.generated --check
+
 clean:
-	rm -rf outputs runs instructor/release datasets/*.h5 images/my_image.jpg
+	rm -rf outputs runs release instructor/release datasets/*.h5 images/my_image.jpg

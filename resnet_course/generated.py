@@ -4,8 +4,8 @@
     python -m resnet_course.generated --check    # = make check-generated: exit 1 naming what is stale
 
 Each generator is a module with its own ``--check``; the order is the order of their inputs:
-the learner files first (public_tests.py imports them), then the expected values (they write
-into public_tests.py and the source notebook's hidden cases), the solution cells (source
+the learner files first (the checks import them), then the expected values (they write
+check_cases.py and the source notebook's hidden cases), the solution cells (source
 notebook), the learner release (made from the source notebook) and the figures. Each runs in
 its own interpreter, as ``make`` would run it, so that no generator sees another's state.
 """
@@ -15,10 +15,10 @@ import sys
 
 # (module, what it writes), in the order they must run
 GENERATORS = (
-    ("resnet_course.learner_files", "resnets_utils.py, training_utils.py"),
-    ("resnet_course.expected_values", "public_tests.py expected values, hidden cases"),
+    ("resnet_course.learner_files", "resnets_utils.py, training_utils.py, hand_framing.py, stress.py"),
+    ("resnet_course.expected_values", "check_cases.py, hidden cases"),
     ("resnet_course.notebook_sync", "source notebook solution cells"),
-    ("resnet_course.release", "ResNet50.ipynb (learner release)"),
+    ("resnet_course.release", "ResNet50.ipynb, the setup cell's checksum, release/ bundle"),
     ("resnet_course.figures", "images/ block diagrams"),
 )
 
