@@ -1,6 +1,6 @@
 """Grades one submission inside the sandbox: a stand-alone script in a fresh interpreter.
 
-Copied into the sandbox beside the pristine learner modules and run as `python -I -B runner.py`; it
+Copied into the sandbox beside the pristine learner modules and run as `python -E -s -B runner.py` (its folder first on the import path); it
 imports nothing from resnet_course (the sandbox cannot see the package). The grader talks to it in
 JSON lines:
 
@@ -145,7 +145,6 @@ def _check(guard, source, namespace, label):
 def main():
     channel = Channel(lambda stream: stream.readline())
     job = channel.job
-    sys.path.insert(0, _HERE)
     os.chdir(_HERE)
     learner = [name[:-3] for name in job["learner_modules"]]
 

@@ -49,8 +49,9 @@ def bwrap_command(workdir, command, env):
     """The bwrap argument list that runs `command` inside the sandbox with `workdir` as SANDBOX_DIR."""
     arguments = ["bwrap", "--unshare-all", "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
                  "--die-with-parent", "--new-session", "--cap-drop", "ALL",
-                 *_system_mounts(), *_python_mounts(),
+                 # /tmp first: a venv or checkout under /tmp (a clone there) is bound on top of it
                  "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+                 *_system_mounts(), *_python_mounts(),
                  "--bind", str(workdir), SANDBOX_DIR, "--chdir", SANDBOX_DIR, "--clearenv"]
     for name, value in env.items():
         arguments += ["--setenv", name, value]

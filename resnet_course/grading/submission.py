@@ -194,21 +194,27 @@ def student_code(notebook, material):
 # ---------------------------------------------------------------------------------------------
 
 def _reader(stream, token, records):
-    for line in iter(lambda: stream.readline(_MAX_RECORD), b""):
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict) and record.get("token") == token:
-            records.put(record)
+    try:
+        for line in iter(lambda: stream.readline(_MAX_RECORD), b""):
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and record.get("token") == token:
+                records.put(record)
+    except (OSError, ValueError):  # the pipe was closed under us: the sandbox is being torn down
+        pass
     records.put(None)
 
 
 def _tail(stream, keep):
-    for chunk in iter(lambda: stream.read(65536), b""):
-        keep.append(chunk)
-        while sum(map(len, keep)) > _STDERR_TAIL and len(keep) > 1:
-            keep.pop(0)
+    try:
+        for chunk in iter(lambda: stream.read(65536), b""):
+            keep.append(chunk)
+            while sum(map(len, keep)) > _STDERR_TAIL and len(keep) > 1:
+                keep.pop(0)
+    except (OSError, ValueError):  # as in _reader
+        pass
 
 
 def _send(stream, payload):
@@ -235,7 +241,9 @@ def run_sandboxed(job, hidden, material, limits):
         shutil.copy(RUNNER, workdir / "runner.py")
         env = {"HOME": "/tmp", "MPLCONFIGDIR": "/tmp/matplotlib", "MPLBACKEND": "Agg", "PATH": "/usr/bin:/bin",
                "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONHASHSEED": "0"}
-        command = [sys.executable, "-I", "-B", f"{SANDBOX_DIR}/runner.py"]
+        # -E -s (no PYTHON* variables, no user site) but not -I: the script's folder, holding the pristine
+        # learner modules, must come first on the import path
+        command = [sys.executable, "-E", "-s", "-B", f"{SANDBOX_DIR}/runner.py"]
         deadline = time.monotonic() + limits.wall_seconds
         public, hidden_passed, finished, error = {}, {}, False, None
         with Sandbox(workdir, command, limits.memory_bytes, limits.max_processes, env) as sandbox:
