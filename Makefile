@@ -45,7 +45,7 @@ outputs/ResNet50.html: $(STAMP) $(DEMO_INPUTS)
 	$(PY) -m resnet_course.demo
 
 test: data system-packages
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto  # one worker per core (pytest-xdist)
 
 # The learner release: ResNet50.ipynb from the nbgrader source notebook, and the learner bundle
 # release/ResNet50/ + release/ResNet50.zip (+ release/ResNet50-files.zip, which Colab downloads).
