@@ -11,9 +11,11 @@ Grading is `python -m resnet_course.grading` (sandboxed, parallel), not `nbgrade
 import os
 import sys
 
+from resnet_course.paths import COURSE_ID
+
 c = get_config()  # noqa: F821 (provided by traitlets when it loads this file)
 
-c.CourseDirectory.course_id = "resnet-course"  # resnet_course.grading.gradebook.COURSE_ID
+c.CourseDirectory.course_id = COURSE_ID
 # nbgrader runs `alembic` from PATH when it creates gradebook.db; the interpreter running nbgrader
 # (../.venv/bin/python) has it beside itself, so the commands above work with no activated venv.
 os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])

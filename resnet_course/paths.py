@@ -18,6 +18,7 @@ CACHE_DIR = DATASETS_DIR / ".cache"
 SHARED_DATA_DIR = ROOT.parent / "shared" / "data"
 
 # nbgrader's course folder and the assignment's notebooks.
+COURSE_ID = "resnet-course"  # nbgrader_config.py and the grader's gradebook both use it
 ASSIGNMENT = "ResNet50"
 INSTRUCTOR_DIR = ROOT / "instructor"
 SOURCE_DIR = INSTRUCTOR_DIR / "source" / ASSIGNMENT

@@ -7,12 +7,11 @@ exactly one function wrong, `with_cell_source` / `with_extra_code` / `deleted_ce
 build the cheats and broken notebooks. The grading tests (sandbox, cheats, the robustness batch)
 share these so that they grade the same submissions.
 """
-import inspect
 import json
 
 import nbformat
 
-from resnet_course import paths, reference
+from resnet_course import notebook_sync, paths
 
 SOLUTION_CELLS = ("identity_block", "convolutional_block", "ResNet50")
 TEST_CELLS = {"identity_block": "identity_block_test", "convolutional_block": "convolutional_block_test",
@@ -53,7 +52,7 @@ def cell(notebook, grade_id):
 
 def reference_source(name, mistake=False):
     """The reference function's source, as a student would write it in the solution cell."""
-    source = inspect.getsource(getattr(reference, name))
+    source = notebook_sync.reference_source(name)
     if mistake:
         right, wrong_text = MISTAKES[name]
         if right not in source:

@@ -88,7 +88,7 @@ def journal_records(course):
 
 def gradebook_scores(course, students):
     """{student: {grade_id: score}} and {student: solution comments} as nbgrader's gradebook holds them."""
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", course_id="resnet-course") as gradebook:
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", course_id=paths.COURSE_ID) as gradebook:
         notebook = gradebook.find_notebook(paths.ASSIGNMENT, paths.ASSIGNMENT)
         cells = [cell.name for cell in notebook.grade_cells]
         return {student: {cell: gradebook.find_grade(cell, paths.ASSIGNMENT, paths.ASSIGNMENT, student).score

@@ -20,9 +20,8 @@ from sqlalchemy.exc import SAWarning
 
 from resnet_course.atomic import atomic_output
 from resnet_course.grading.journal import cells_of
+from resnet_course.paths import COURSE_ID
 
-# The course id of instructor/nbgrader_config.py (nbgrader's commands open the gradebook with it).
-COURSE_ID = "resnet-course"
 TIMESTAMP_FILE = "timestamp.txt"
 
 
