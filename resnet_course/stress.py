@@ -67,10 +67,13 @@ def _stress_one(image, severity, rng):
     shift = rng.uniform(-0.08, 0.08, 2) * severity * size
     tilt = rng.uniform(-0.002, 0.002, 2) * severity
     coefficients = _perspective_coefficients(size, scale, angle, shift, tilt)
-    warp = lambda a, mode: np.asarray(Image.fromarray(a).transform(  # noqa: E731
-        (size, size), Image.PERSPECTIVE, coefficients, resample=Image.BILINEAR), dtype=np.float64)
-    warped_hand = np.stack([warp(np.float32(hand[..., k]), "F") for k in range(3)], axis=-1)
-    warped_mask = warp(np.float32(mask), "F")[..., np.newaxis]
+
+    def warp(channel):  # one float32 channel through the projective map (PIL's "F" images)
+        return np.asarray(Image.fromarray(np.float32(channel)).transform(
+            (size, size), Image.PERSPECTIVE, coefficients, resample=Image.BILINEAR), dtype=np.float64)
+
+    warped_hand = np.stack([warp(hand[..., k]) for k in range(3)], axis=-1)
+    warped_mask = warp(mask)[..., np.newaxis]
     picture = warped_mask * warped_hand + (1 - warped_mask) * _background(size, rng)
     if severity >= 2 and rng.uniform() < 0.5:
         picture = picture[:, ::-1]
