@@ -7,7 +7,8 @@
 
 On data: accuracy, loss, per-class precision/recall/F1/support and the confusion matrix.
 On images: the predicted class and every class probability (top 5 when there are more);
-each image is turned upright, cropped to its centre square and resized to the model's
+each image is turned upright, cut to a square (around the hand for SIGNS models, as the
+notebook's load_my_image does; the centre square for others: --crop) and resized to the model's
 input size.  Models from train.py take raw 0-255 pixels (input scaling inside); others
 (e.g. saved in a notebook after fitting X / 255) get 0-1 pixels; --pixels overrides.
 Without --data and images, the data set recorded in metrics.json next to the model is used.
@@ -47,8 +48,13 @@ def build_parser():
                         "has a Rescaling layer (default: auto)")
     p.add_argument("--mirror-average", action="store_true",
                    help="average each image's probabilities with those of its left-right mirror "
-                        "image (test-time augmentation, for models trained with random flips "
-                        "such as train.py's CIFAR-10 runs) (default: off)")
+                        "image (test-time augmentation, for models trained with random flips, "
+                        "as train.py's and the notebook's are) (default: off)")
+    p.add_argument("--crop", choices=("auto", "hand", "centre"), default="auto",  # inference.CROPS
+                   help="how an image file is cut to the model's square input: hand (a square "
+                        "around the hand, found against the plain background), centre (the "
+                        "largest centred square); auto: centre for CIFAR-10 models, hand for "
+                        "others such as SIGNS models (default: auto)")
     p.add_argument("--json", action="store_true",
                    help="print one machine-readable JSON summary instead of the text report")
     return p
@@ -80,12 +86,22 @@ def evaluate_data(model, spec, args, raw_pixels, log):
     return {"name": split.name, **reporting.summarize(probabilities, split.y, split.class_names)}
 
 
-def classify_images(model, paths, class_names, raw_pixels, mirror_average=False):
+def crop_for(crop, class_names):
+    """The crop an image gets: ``crop`` unless "auto", which frames the hand unless the model
+    predicts CIFAR-10's classes."""
+    from resnet_course import cifar10
+
+    if crop != "auto":
+        return crop
+    return "centre" if tuple(class_names) == tuple(cifar10.CLASS_NAMES) else "hand"
+
+
+def classify_images(model, paths, class_names, raw_pixels, mirror_average=False, crop="hand"):
     import numpy as np
 
     from resnet_course import inference
 
-    images = np.concatenate([inference.load_image_for(model, p) for p in paths])
+    images = np.concatenate([inference.load_image_for(model, p, crop) for p in paths])
     probabilities = inference.predict_probabilities(model, images, raw_pixels=raw_pixels,
                                                     mirror_average=mirror_average)
     results = []
@@ -137,8 +153,9 @@ def evaluate(args):
             class_names = run_info["dataset"]["class_names"]
         else:
             class_names = datasets.default_class_names(inference.num_classes(model))
+        summary["crop"] = crop_for(args.crop, class_names)
         summary["images"] = classify_images(model, images, list(class_names), raw_pixels,
-                                            args.mirror_average)
+                                            args.mirror_average, summary["crop"])
 
     if args.json:
         print(json.dumps(summary, indent=2))

@@ -2,7 +2,7 @@
 
     python train.py --dataset cifar10 --out runs/r20     # resnet20, bench/cifar10.md recipe
     python train.py --dataset cifar10 --model plain20 --train-size 5000 --out runs/p20
-    python train.py --dataset signs --epochs 12 --out runs/signs
+    python train.py --dataset signs --out runs/signs       # course ResNet50, the notebook's recipe
     python train.py --out runs/r20 --resume --epochs 40      # continue (or extend) a run
     python train.py --dataset cifar10 --precision bfloat16 --out runs/r20-bf16  # CPUs with bf16
 

@@ -3,11 +3,13 @@ set and print the test accuracy and the stress curve (resnet_course.stress), pla
 
     .venv/bin/python bench/signs_generalization.py                          # the notebook's recipe
     .venv/bin/python bench/signs_generalization.py --augment course --epochs 12  # the old recipe
+    .venv/bin/python bench/signs_generalization.py --label-smoothing 0.1 --seed 2
 
 Prints the machine and versions, one line per epoch, then one `RESULT {json}` line for the log
-(bench/signs_generalization.md): fit seconds, test accuracy, the accuracy at every stress severity
-on the images as they are and framed by hand_framing.model_view (what load_my_image does), and
-the accuracy on perturb_images' milder copy.
+(bench/signs_generalization.md): fit seconds, test accuracy (also mirror-averaged, as the notebook's
+saved model predicts) and the wrong test photos, the accuracy at every stress severity on the images
+as they are and framed by hand_framing.model_view (what load_my_image does; also mirror-averaged),
+and the accuracy on perturb_images' milder copy.
 """
 import argparse
 import json
@@ -61,12 +63,18 @@ def parse_args(argv=None):
     p.add_argument("--epochs", type=int, default=22)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--ema", action="store_true", help="Adam's exponential moving average of the weights")
     return p.parse_args(argv)
 
 
-def accuracy(model, X, y):
-    """Inference-mode accuracy on uint8 images X."""
-    return float(np.mean(model.predict(X / 255.0, verbose=0, batch_size=64).argmax(axis=1) == y))
+def accuracy(model, X, y, flip_average=False):
+    """Inference-mode accuracy on uint8 images X; flip_average: the mean of the probabilities for
+    each image and its mirror image (test-time augmentation)."""
+    probabilities = model.predict(X / 255.0, verbose=0, batch_size=64)
+    if flip_average:
+        probabilities = probabilities + model.predict(X[:, :, ::-1] / 255.0, verbose=0, batch_size=64)
+    return float(np.mean(probabilities.argmax(axis=1) == y))
 
 
 def main(argv=None):
@@ -78,8 +86,10 @@ def main(argv=None):
     model = ResNet50((64, 64, 3), 6)
     set_batchnorm_momentum(model, 0.9)
     steps = len(X_train) // options.batch_size
-    model.compile(optimizer=keras.optimizers.Adam(cosine_schedule(options.epochs, steps, 1e-3, 1)),
-                  loss="categorical_crossentropy", metrics=["accuracy"])
+    model.compile(optimizer=keras.optimizers.Adam(cosine_schedule(options.epochs, steps, 1e-3, 1),
+                                                  use_ema=options.ema),
+                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=options.label_smoothing),
+                  metrics=["accuracy"])
     dataset = make_train_dataset(X_train, keras.utils.to_categorical(y_train, 6), options.batch_size,
                                  augment=False, seed=options.seed)
     augmenter = AUGMENTERS[options.augment](options.seed)
@@ -88,11 +98,17 @@ def main(argv=None):
     model.fit(dataset, epochs=options.epochs, steps_per_epoch=steps, verbose=2)
     fit_seconds = time.perf_counter() - start
     result = {"augment": options.augment, "epochs": options.epochs, "seed": options.seed,
-              "fit_seconds": round(fit_seconds, 1), "test": accuracy(model, X_test, y_test)}
+              "label_smoothing": options.label_smoothing, "ema": options.ema,
+              "fit_seconds": round(fit_seconds, 1), "test": accuracy(model, X_test, y_test),
+              "test_flip_average": accuracy(model, X_test, y_test, flip_average=True)}
     stressed = {s: stress_images(X_test, s) for s in SEVERITIES}
     result["stress"] = {s: accuracy(model, stressed[s], y_test) for s in SEVERITIES}
-    result["stress_framed"] = {s: accuracy(model, np.stack([model_view(x) for x in stressed[s]]), y_test)
-                               for s in SEVERITIES}
+    framed = {s: np.stack([model_view(x) for x in stressed[s]]) for s in SEVERITIES}
+    result["stress_framed"] = {s: accuracy(model, framed[s], y_test) for s in SEVERITIES}
+    result["stress_framed_flip_average"] = {s: accuracy(model, framed[s], y_test, flip_average=True)
+                                            for s in SEVERITIES}
+    errors = np.flatnonzero(model.predict(X_test / 255.0, verbose=0).argmax(axis=1) != y_test)
+    result["test_errors"] = [[int(i), int(y_test[i])] for i in errors]
     result["perturbed"] = accuracy(model, perturb_images(X_test, seed=0), y_test)
     print("RESULT", json.dumps(result), flush=True)
 

@@ -11,11 +11,17 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
+from PIL import Image
 
 # The custom layers and optimizers a saved model or checkpoint may hold, for load_model.
 from resnet_course.fused import CUSTOM_OBJECTS
 # ImageError: what load_image_for raises, for its callers (evaluate.py).
-from resnet_course.signs_files import ImageError, load_my_image  # noqa: F401
+from resnet_course.signs_files import ImageError, load_my_image, load_photo  # noqa: F401
+
+# How a photo is cut to a model's square input: "hand" finds the hand against the plain
+# background (hand_framing, as the notebook's load_my_image does: SIGNS models), "centre"
+# takes the largest centred square (any other kind of photo, e.g. for CIFAR-10 models).
+CROPS = ("hand", "centre")
 
 
 class ModelFileError(ValueError):
@@ -98,11 +104,19 @@ def predict_probabilities(model, X, batch_size=64, raw_pixels=None, mirror_avera
     return probabilities
 
 
-def load_image_for(model, path):
-    """One photo as uint8 (1, h, w, 3) at the model's input size (signs_files.load_my_image:
-    upright, RGB, centre square crop, resized)."""
+def load_image_for(model, path, crop="hand"):
+    """One photo as uint8 (1, h, w, 3) at the model's input size: upright (EXIF), RGB, cut to a
+    square as ``crop`` says (CROPS), resized with Lanczos."""
     height, width, _ = input_shape(model)
     if height != width:
         raise ModelFileError(f"the model takes {height}x{width} images; single-image "
                              f"prediction needs a square input.")
-    return load_my_image(path, size=height)
+    if crop == "hand":
+        return load_my_image(path, size=height)
+    if crop != "centre":
+        raise ValueError(f"crop must be one of {CROPS}, got {crop!r}")
+    photo = load_photo(path)
+    side = min(photo.shape[:2])
+    top, left = (photo.shape[0] - side) // 2, (photo.shape[1] - side) // 2
+    square = Image.fromarray(photo[top:top + side, left:left + side])
+    return np.asarray(square.resize((height, height), Image.LANCZOS), dtype=np.uint8)[np.newaxis]

@@ -148,17 +148,25 @@ def perturb_images(X, seed=0):
     return images.astype(np.float32)
 
 
-def with_input_scaling(model):
-    """A model sharing model's weights that takes raw images (0-255) and divides them by 255."""
+def with_input_scaling(model, mirror_average=False):
+    """A model sharing model's weights that takes raw images (0-255) and divides them by 255.
+    mirror_average: it returns the mean of model's probabilities for each image and for its
+    mirror image (left and right swapped: what the training's random flips taught the model to
+    see alike), so no prediction depends on which hand signs or on which side it stands."""
     inputs = keras.Input(model.input_shape[1:], name="image_0_255")
-    outputs = model(keras.layers.Rescaling(1.0 / 255, name="rescale_to_0_1")(inputs))
+    scaled = keras.layers.Rescaling(1.0 / 255, name="rescale_to_0_1")(inputs)
+    outputs = model(scaled)
+    if mirror_average:
+        mirrored = model(keras.ops.flip(scaled, axis=2))  # axis 2: the image's width
+        outputs = keras.layers.Average(name="mirror_average")([outputs, mirrored])
     return keras.Model(inputs, outputs, name=f"{model.name}_with_input_scaling")
 
 
-def save_for_inference(model, path):
-    """Save model for predicting, with its input scaling (it takes raw 0-255 images) and without
-    the optimizer's state, which only training needs (a third of the size); returns the copy."""
-    scaled = with_input_scaling(model)
+def save_for_inference(model, path, mirror_average=False):
+    """Save model for predicting, with its input scaling (it takes raw 0-255 images), with
+    mirror averaging if asked (with_input_scaling) and without the optimizer's state, which only
+    training needs (a third of the size); returns the copy."""
+    scaled = with_input_scaling(model, mirror_average)
     copy = keras.models.clone_model(scaled)  # new layers, not compiled: no optimizer
     copy.set_weights(scaled.get_weights())
     copy.save(path)

@@ -17,6 +17,8 @@ import pytest
 from nbgrader.nbgraderformat import MetadataValidator
 
 from resnet_course import demo, notebook_sync, release
+from resnet_course.recipes import RECIPES
+from resnet_course.trainer import BN_MOMENTUM
 
 SOURCE = notebook_sync.SOURCE_NOTEBOOK
 EXERCISES = notebook_sync.EXERCISES
@@ -116,6 +118,21 @@ def test_run_parameters_are_one_tagged_cell_of_literals_just_before_training(not
         assert variable not in code, "the run parameters come from the parameters cell"
     assert demo.MODEL_FILE in code
     assert 'os.environ.get("NBGRADER_EXECUTION")' in notebook.cells[ids.index("training")].source
+
+
+def test_notebook_trains_with_train_py_s_signs_recipe(notebook):
+    # One recipe, two ways to run it: the notebook's training cell and train.py --dataset signs.
+    recipe = RECIPES["signs"]
+    cells = {c.id: c.source for c in notebook.cells}
+    assert f"EPOCHS = {recipe['epochs']}\n" in cells["parameters"]
+    training = cells["training"]
+    for expected in (f"BATCH_SIZE = {recipe['batch_size']}\n",
+                     'loss="categorical_crossentropy"', "keras.optimizers.Adam(",
+                     f"set_batchnorm_momentum(model, {BN_MOMENTUM})", "cosine_schedule(", "make_train_dataset("):
+        assert expected in training, expected
+    assert float(re.search(r"peak_learning_rate=([0-9.e-]+),", training).group(1)) == recipe["lr"]
+    assert recipe["optimizer"] == "adam" and recipe["schedule"] == "cosine" and recipe["warmup_epochs"] == 1
+    assert recipe.get("label_smoothing", 0) == 0 and recipe["augment"]
 
 
 def test_parameters_are_injected_right_after_the_parameters_cell(notebook):

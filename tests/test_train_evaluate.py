@@ -21,6 +21,7 @@ from resnet_course import cifar10, datasets
 from resnet_course.cifar10 import CLASS_NAMES
 from resnet_course.paths import DATA_FILES, ROOT, SAMPLE_PHOTO
 from resnet_course.paths import DATASETS_DIR as SIGNS_DIR
+from synthetic_photos import BACKGROUNDS, SKIN_TONES, photo
 
 HAVE_SIGNS = all((SIGNS_DIR / name).is_file() for name in DATA_FILES.values())
 needs_signs = pytest.mark.skipif(not HAVE_SIGNS, reason="datasets/*_signs.h5 not built (make data)")
@@ -211,6 +212,7 @@ def test_evaluate_image_files(signs_run, capsys):
     assert first["probabilities"] == pytest.approx(second["probabilities"], abs=1e-6)
     assert sum(first["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
     assert first["predicted"] in "012345"
+    assert json.loads(out_text)["crop"] == "hand"  # a SIGNS model: as the notebook's load_my_image
 
     code, out_text, _ = run(evaluate, [out / "model.keras", "--pixels", "raw", MY_IMAGE], capsys)
     assert code == 0 and str(MY_IMAGE) in out_text  # images may also follow the options
@@ -434,6 +436,31 @@ def test_evaluate_classifies_an_image_with_a_model_without_class_names(tmp_path,
     summary = json.loads(out_text)
     assert summary["pixels"] == "0-1"  # no Rescaling layer: the images are divided by 255
     assert set(summary["images"][0]["probabilities"]) == set(CLASS_NAMES)
+    assert summary["crop"] == "centre"  # a CIFAR-10 model: photos of anything, no hand to find
+
+
+def test_image_files_are_cut_around_the_hand_for_signs_models_and_to_the_centre_otherwise(tmp_path):
+    # A small hand at the right edge of a wide photo: "hand" makes it fill the model's input
+    # (as the notebook's load_my_image does), "centre" keeps the middle of the photo.
+    from resnet_course import inference
+
+    inputs = keras.Input((64, 64, 3))
+    model = keras.Model(inputs, keras.layers.Dense(6, activation="softmax")(keras.layers.Flatten()(inputs)))
+    path = tmp_path / "phone.png"
+    Image.fromarray(photo(480, 640, BACKGROUNDS["white"], SKIN_TONES["medium"], centre=(330, 595),
+                          radii=(40, 30))).save(path)
+
+    def skin_share(image):  # pixels darker than the white wall
+        return float(np.mean(image[0].mean(axis=-1) < 215))
+
+    hand, centre = (inference.load_image_for(model, path, crop) for crop in ("hand", "centre"))
+    assert hand.shape == centre.shape == (1, 64, 64, 3) and hand.dtype == centre.dtype == np.uint8
+    assert skin_share(hand) > 0.15 and skin_share(centre) < 0.01
+    assert evaluate.crop_for("auto", [str(i) for i in range(6)]) == "hand"
+    assert evaluate.crop_for("auto", CLASS_NAMES) == "centre"
+    assert evaluate.crop_for("centre", [str(i) for i in range(6)]) == "centre"
+    with pytest.raises(ValueError, match="crop must be one of"):
+        inference.load_image_for(model, path, "middle")
 
 
 # ---- the pieces: schedules, augmentation, JSON layout ------------------------------------

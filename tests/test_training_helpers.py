@@ -196,3 +196,21 @@ def test_plot_confusion_matrix_counts_pairs():
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert texts == ["1", "1", "0", "0", "1", "0", "1", "0", "2"]
     plt.close(fig)
+
+
+def test_save_for_inference_with_mirror_average_answers_the_mean_over_each_image_and_its_mirror(
+        images, tmp_path):
+    # tiny_model is not mirror-symmetric (its convolution is not), so the average is a new answer.
+    model = tiny_model()
+    alone = model.predict(images / 255.0, verbose=0)
+    mirrored = model.predict(images[:, :, ::-1] / 255.0, verbose=0)
+    assert np.abs(alone - mirrored).max() > 1e-4
+    path = tmp_path / "signs.keras"
+    returned = save_for_inference(model, path, mirror_average=True)
+    loaded = keras.models.load_model(path)
+    for predictor in (returned, loaded):
+        np.testing.assert_allclose(predictor.predict(images, verbose=0), (alone + mirrored) / 2, atol=1e-5)
+        # a photo and its mirror image get the same answer
+        np.testing.assert_allclose(predictor.predict(images[:, :, ::-1], verbose=0),
+                                   predictor.predict(images, verbose=0), atol=1e-5)
+    assert any(isinstance(layer, keras.layers.Rescaling) for layer in loaded.layers)  # takes 0-255
