@@ -24,6 +24,7 @@ import numpy as np  # noqa: E402
 
 from resnet_course.hand_framing import model_view  # noqa: E402
 from resnet_course.machine import machine_line  # noqa: E402
+from resnet_course.perturbations import perturb_images  # noqa: E402
 from resnet_course.reference import ResNet50  # noqa: E402
 from resnet_course.signs_files import load_dataset  # noqa: E402
 from resnet_course.stress import SEVERITIES, stress_images  # noqa: E402
@@ -32,7 +33,6 @@ from resnet_course.training import (  # noqa: E402
     cosine_schedule,
     make_augmenter,
     make_train_dataset,
-    perturb_images,
     set_batchnorm_momentum,
 )
 

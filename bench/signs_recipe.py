@@ -21,6 +21,7 @@ import numpy as np  # noqa: E402
 
 from resnet_course.machine import machine_line  # noqa: E402
 from resnet_course.paths import DATASETS_DIR  # noqa: E402
+from resnet_course.perturbations import perturb_images  # noqa: E402
 from resnet_course.reference import ResNet50  # noqa: E402
 from resnet_course.signs_files import load_dataset  # noqa: E402
 from resnet_course.training import (  # noqa: E402
@@ -28,7 +29,6 @@ from resnet_course.training import (  # noqa: E402
     cosine_schedule,
     make_augmenter,
     make_train_dataset,
-    perturb_images,
     recalibrate_batchnorm,
     set_batchnorm_momentum,
 )
@@ -169,7 +169,7 @@ def main(argv=None):
     Y_train = np.eye(len(classes))[Y_train_orig.reshape(-1)]
     Y_test = np.eye(len(classes))[Y_test_orig.reshape(-1)]
     # PERTURBED_COPIES perturbed copies of the test split: their mean accuracy varies less
-    # than one copy's; copy 0 alone is what the notebook shows (perturb_images(X_test)).
+    # than one copy's; copy 0 alone is what the notebook showed before the stress set (perturb_images(X_test)).
     perturbed = [perturb_images(X_test, seed=seed) for seed in range(PERTURBED_COPIES)]
 
     def accuracies(model, mode):

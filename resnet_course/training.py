@@ -11,7 +11,7 @@ from resnet_course.signs_files import check_versions
 check_versions(tf.__version__, keras.__version__)  # what is imported is what runs
 
 
-def _to_unit_range(X):
+def to_unit_range(X):
     """Float32 images in [0, 1]: uint8 images are divided by 255, float images kept as they are."""
     X = tf.convert_to_tensor(X)
     return tf.cast(X, tf.float32) / 255.0 if X.dtype == tf.uint8 else tf.cast(X, tf.float32)
@@ -57,7 +57,7 @@ def make_train_dataset(X, Y, batch_size=32, augment=True, seed=0):
                          "pass the images and the one-hot labels of the same examples.")
     dataset = tf.data.Dataset.from_tensor_slices((X, np.asarray(Y, dtype="float32")))
     dataset = dataset.shuffle(len(X), seed=seed).repeat().batch(batch_size, drop_remainder=True)
-    dataset = dataset.map(lambda images, labels: (_to_unit_range(images), labels))
+    dataset = dataset.map(lambda images, labels: (to_unit_range(images), labels))
     if augment:
         augmenter = make_augmenter(seed)
         dataset = dataset.map(lambda images, labels: (augmenter(images, training=True), labels))
@@ -120,32 +120,6 @@ def recalibrate_batchnorm(model, X, batch_size=32, seed=0):
         layer.moving_mean.assign(mean)
         layer.moving_variance.assign(np.maximum(total_of_squares / len(X) - mean**2, 0.0))
     return model
-
-
-def perturb_images(X, seed=0):
-    """A fixed copy of X (m, 64, 64, 3; float in [0, 1] or uint8, kept) like photos taken elsewhere:
-    each image its own shift, rotation, zoom, light (brightness, contrast, colour cast), blur and
-    sensor noise. Same seed, same copy."""
-    rng = np.random.default_rng(seed)
-    geometry = keras.Sequential([
-        keras.layers.RandomTranslation(0.08, 0.08, fill_mode="nearest", seed=seed),
-        keras.layers.RandomRotation(0.03, fill_mode="nearest", seed=seed + 1),
-        keras.layers.RandomZoom(0.1, fill_mode="nearest", seed=seed + 2)])
-    images = geometry(_to_unit_range(X), training=True).numpy()
-    m = len(images)
-    blurred = (np.roll(images, 1, axis=1) + np.roll(images, -1, axis=1)
-               + np.roll(images, 1, axis=2) + np.roll(images, -1, axis=2) + 4 * images) / 8
-    blur = rng.uniform(0.0, 1.0, (m, 1, 1, 1))
-    images = blur * blurred + (1 - blur) * images
-    mean = images.mean(axis=(1, 2, 3), keepdims=True)
-    contrast = rng.uniform(0.7, 1.3, (m, 1, 1, 1))
-    brightness = rng.uniform(-0.15, 0.15, (m, 1, 1, 1))
-    colour_cast = rng.uniform(0.9, 1.1, (m, 1, 1, 3))
-    images = ((images - mean) * contrast + mean + brightness) * colour_cast
-    images = np.clip(images + rng.normal(0.0, 0.03, images.shape), 0.0, 1.0)
-    if np.asarray(X).dtype == np.uint8:
-        return np.round(images * 255).astype(np.uint8)
-    return images.astype(np.float32)
 
 
 def with_input_scaling(model, mirror_average=False):

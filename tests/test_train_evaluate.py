@@ -92,7 +92,7 @@ def test_help_documents_every_option_with_its_default(capsys):
             assert "default" in " ".join(action.help.split()), action.dest
     for name in ("resnet20", "plain20", "resnet50", "course_resnet50", "cosine", "onecycle"):
         assert name in text
-    assert "signs: 12 / cifar10: 11" in text  # recipe defaults per data set
+    assert "signs: 22 / cifar10: 11" in text  # recipe defaults per data set
 
     code, out, _ = run(evaluate, ["--help"], capsys)
     assert code == 0

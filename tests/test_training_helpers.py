@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from resnet_course.perturbations import perturb_images
 from training_utils import (
     batchnorm_layers,
     cosine_schedule,
     make_augmenter,
     make_train_dataset,
-    perturb_images,
     plot_confusion_matrix,
     plot_history,
     recalibrate_batchnorm,
