@@ -2,8 +2,8 @@
 
 Every entry point calls ``apply_defaults()`` before it imports TensorFlow or Keras (train.py,
 evaluate.py, bench/, the tests, resnet_course.expected_values), and ``demo.execute`` applies them
-to the notebook kernel's environment. The learner notebook cannot import this package: its
-packages cell sets TF_ENABLE_ONEDNN_OPTS itself.
+to the notebook kernel's environment. The learner's notebook has its own copy of this module
+(tf_environment.py, from resnet_course.learner_files): its packages cell calls both functions.
 
 - ``TF_ENABLE_ONEDNN_OPTS=1``: TensorFlow 2.21 turns its oneDNN kernels on by itself only on CPUs
   with AVX-512 VNNI/BF16 or AMX. Elsewhere (AVX2-only CPUs: most laptops, many cloud machines) its
@@ -19,7 +19,8 @@ TensorFlow 2.21 still prints a start-up notice that TF_CPP_MIN_LOG_LEVEL cannot 
 before absl's logging is initialised: "All log messages before absl::InitializeLog() ..." and
 "oneDNN custom operations are on ...", each twice). ``import_tensorflow_quietly()`` imports
 TensorFlow and Keras with those lines dropped and everything else it wrote passed on, so that
-train.py and evaluate.py start with their own output.
+train.py and evaluate.py start with their own output, and the notebook's packages cell shows no
+red stderr box (Jupyter's kernel shows what C++ code writes to stderr, too).
 """
 import os
 import re
