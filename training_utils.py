@@ -132,9 +132,21 @@ def with_input_scaling(model, mirror_average=False):
     scaled = keras.layers.Rescaling(1.0 / 255, name="rescale_to_0_1")(inputs)
     outputs = model(scaled)
     if mirror_average:
-        mirrored = model(keras.ops.flip(scaled, axis=2))  # axis 2: the image's width
+        mirrored = model(mirror(scaled))
         outputs = keras.layers.Average(name="mirror_average")([outputs, mirrored])
     return keras.Model(inputs, outputs, name=f"{model.name}_with_input_scaling")
+
+
+def mirror(images):
+    """Images (batch, h, w, c) with left and right swapped, made of plain layers only (a saved
+    keras.ops.flip is an operation whose config Keras 3.8, for one, rejects): width moved last,
+    multiplied by a fixed reversed identity matrix, moved back."""
+    width = images.shape[2]
+    reverse = keras.layers.Dense(width, use_bias=False, trainable=False, name="reverse_width")
+    width_last = keras.layers.Permute((1, 3, 2), name="width_last")(images)
+    flipped = reverse(width_last)
+    reverse.set_weights([np.eye(width, dtype="float32")[::-1]])  # exact: one 1 per row and column
+    return keras.layers.Permute((1, 3, 2), name="width_back")(flipped)
 
 
 def save_for_inference(model, path, mirror_average=False):

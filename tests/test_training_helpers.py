@@ -12,6 +12,7 @@ from training_utils import (
     cosine_schedule,
     make_augmenter,
     make_train_dataset,
+    mirror,
     plot_confusion_matrix,
     plot_history,
     recalibrate_batchnorm,
@@ -214,3 +215,11 @@ def test_save_for_inference_with_mirror_average_answers_the_mean_over_each_image
         np.testing.assert_allclose(predictor.predict(images[:, :, ::-1], verbose=0),
                                    predictor.predict(images, verbose=0), atol=1e-5)
     assert any(isinstance(layer, keras.layers.Rescaling) for layer in loaded.layers)  # takes 0-255
+
+
+def test_mirror_swaps_left_and_right_exactly():
+    images = np.random.default_rng(1).integers(0, 256, (3, 5, 7, 3)).astype("float32")
+    inputs = keras.Input((5, 7, 3))
+    mirrored = keras.Model(inputs, mirror(inputs)).predict(images, verbose=0)
+    np.testing.assert_array_equal(mirrored, images[:, :, ::-1])
+
