@@ -116,9 +116,7 @@ def frame_hand(image):
     h, w = image.shape[:2]
     box = hand_box(image)
     if box is None:
-        side = min(h, w)
-        top, left = (h - side) // 2, (w - side) // 2
-        return image[top:top + side, left:left + side].copy()
+        return centre_square(image)
     top, left, side = square_around(box, image.shape)
     canvas = np.empty((side, side, 3), dtype=image.dtype)
     canvas[...] = np.round(background_colour(image)).astype(image.dtype)
@@ -129,8 +127,20 @@ def frame_hand(image):
     return canvas
 
 
+def centre_square(image):
+    """The largest centred square of an (h, w, 3) image (a copy)."""
+    h, w = image.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    return image[top:top + side, left:left + side].copy()
+
+
+def resized(square, size):
+    """A square uint8 image resized to size x size with antialiasing (Lanczos, the filter the SIGNS
+    files were built with)."""
+    return np.asarray(Image.fromarray(square).resize((size, size), Image.LANCZOS), dtype=np.uint8)
+
+
 def model_view(image, size=64):
-    """What the model sees of a photo: frame_hand, then resized to size x size with antialiasing
-    (Lanczos, the filter the SIGNS files were built with). uint8 (size, size, 3)."""
-    crop = frame_hand(np.asarray(image, dtype=np.uint8))
-    return np.asarray(Image.fromarray(crop).resize((size, size), Image.LANCZOS), dtype=np.uint8)
+    """What the model sees of a photo: frame_hand, then resized. uint8 (size, size, 3)."""
+    return resized(frame_hand(np.asarray(image, dtype=np.uint8)), size)

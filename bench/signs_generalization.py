@@ -23,6 +23,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from resnet_course.hand_framing import model_view  # noqa: E402
+from resnet_course.inference import predict_probabilities  # noqa: E402
 from resnet_course.machine import machine_line  # noqa: E402
 from resnet_course.perturbations import perturb_images  # noqa: E402
 from resnet_course.reference import ResNet50  # noqa: E402
@@ -68,13 +69,14 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+def predicted(model, X, flip_average=False):
+    """Inference-mode predicted classes for uint8 images X; flip_average: from the mean of the
+    probabilities for each image and its mirror image (test-time augmentation)."""
+    return predict_probabilities(model, X, raw_pixels=False, mirror_average=flip_average).argmax(axis=1)
+
+
 def accuracy(model, X, y, flip_average=False):
-    """Inference-mode accuracy on uint8 images X; flip_average: the mean of the probabilities for
-    each image and its mirror image (test-time augmentation)."""
-    probabilities = model.predict(X / 255.0, verbose=0, batch_size=64)
-    if flip_average:
-        probabilities = probabilities + model.predict(X[:, :, ::-1] / 255.0, verbose=0, batch_size=64)
-    return float(np.mean(probabilities.argmax(axis=1) == y))
+    return float(np.mean(predicted(model, X, flip_average) == y))
 
 
 def main(argv=None):
@@ -99,15 +101,17 @@ def main(argv=None):
     fit_seconds = time.perf_counter() - start
     result = {"augment": options.augment, "epochs": options.epochs, "seed": options.seed,
               "label_smoothing": options.label_smoothing, "ema": options.ema,
-              "fit_seconds": round(fit_seconds, 1), "test": accuracy(model, X_test, y_test),
-              "test_flip_average": accuracy(model, X_test, y_test, flip_average=True)}
+              "fit_seconds": round(fit_seconds, 1)}
+    test_predictions = predicted(model, X_test)
+    errors = np.flatnonzero(test_predictions != y_test)
+    result["test"] = float(np.mean(test_predictions == y_test))
+    result["test_flip_average"] = accuracy(model, X_test, y_test, flip_average=True)
     stressed = {s: stress_images(X_test, s) for s in SEVERITIES}
     result["stress"] = {s: accuracy(model, stressed[s], y_test) for s in SEVERITIES}
     framed = {s: np.stack([model_view(x) for x in stressed[s]]) for s in SEVERITIES}
     result["stress_framed"] = {s: accuracy(model, framed[s], y_test) for s in SEVERITIES}
     result["stress_framed_flip_average"] = {s: accuracy(model, framed[s], y_test, flip_average=True)
                                             for s in SEVERITIES}
-    errors = np.flatnonzero(model.predict(X_test / 255.0, verbose=0).argmax(axis=1) != y_test)
     result["test_errors"] = [[int(i), int(y_test[i])] for i in errors]
     result["perturbed"] = accuracy(model, perturb_images(X_test, seed=0), y_test)
     print("RESULT", json.dumps(result), flush=True)

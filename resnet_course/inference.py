@@ -11,10 +11,10 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
-from PIL import Image
 
 # The custom layers and optimizers a saved model or checkpoint may hold, for load_model.
 from resnet_course.fused import CUSTOM_OBJECTS
+from resnet_course.hand_framing import centre_square, resized
 # ImageError: what load_image_for raises, for its callers (evaluate.py).
 from resnet_course.signs_files import ImageError, load_my_image, load_photo  # noqa: F401
 
@@ -115,8 +115,4 @@ def load_image_for(model, path, crop="hand"):
         return load_my_image(path, size=height)
     if crop != "centre":
         raise ValueError(f"crop must be one of {CROPS}, got {crop!r}")
-    photo = load_photo(path)
-    side = min(photo.shape[:2])
-    top, left = (photo.shape[0] - side) // 2, (photo.shape[1] - side) // 2
-    square = Image.fromarray(photo[top:top + side, left:left + side])
-    return np.asarray(square.resize((height, height), Image.LANCZOS), dtype=np.uint8)[np.newaxis]
+    return resized(centre_square(load_photo(path)), height)[np.newaxis]
