@@ -66,6 +66,8 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--label-smoothing", type=float, default=0.0)
     p.add_argument("--ema", action="store_true", help="Adam's exponential moving average of the weights")
+    p.add_argument("--save", metavar="PATH", help="also save the trained network (.keras, takes 0-1 pixels)")
+    p.add_argument("--load", metavar="PATH", help="evaluate this saved network instead of training one")
     return p.parse_args(argv)
 
 
@@ -84,6 +86,10 @@ def main(argv=None):
     print(machine_line(), flush=True)
     X_train, Y_train, X_test, Y_test, _ = load_dataset()
     y_train, y_test = Y_train.reshape(-1), Y_test.reshape(-1)
+    if options.load:
+        evaluate(keras.models.load_model(options.load), X_test, y_test,
+                 {"load": options.load, "fit_seconds": None})
+        return
     keras.utils.set_random_seed(options.seed)
     model = ResNet50((64, 64, 3), 6)
     set_batchnorm_momentum(model, 0.9)
@@ -99,9 +105,15 @@ def main(argv=None):
     start = time.perf_counter()
     model.fit(dataset, epochs=options.epochs, steps_per_epoch=steps, verbose=2)
     fit_seconds = time.perf_counter() - start
-    result = {"augment": options.augment, "epochs": options.epochs, "seed": options.seed,
+    if options.save:
+        model.save(options.save)
+    evaluate(model, X_test, y_test, {"augment": options.augment, "epochs": options.epochs, "seed": options.seed,
               "label_smoothing": options.label_smoothing, "ema": options.ema,
-              "fit_seconds": round(fit_seconds, 1)}
+              "fit_seconds": round(fit_seconds, 1)})
+
+
+def evaluate(model, X_test, y_test, result):
+    """Print the RESULT line: result's settings and the model's accuracies."""
     test_predictions = predicted(model, X_test)
     errors = np.flatnonzero(test_predictions != y_test)
     result["test"] = float(np.mean(test_predictions == y_test))
