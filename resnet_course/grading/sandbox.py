@@ -1,20 +1,33 @@
-"""Runs one command in a bubblewrap sandbox with wall-clock, memory and process limits.
+"""Runs one command in a bubblewrap sandbox with wall-clock, memory, process and disk limits.
 
 The sandbox sees a read-only system (/usr and its /bin, /lib... links), the Python install and the
-venv read-only, fresh /proc, /dev and /tmp, and one private writable folder (`workdir`, mounted at
-SANDBOX_DIR) that holds what the command needs. It does not see the repository (instructor files,
-the gradebook, other submissions), /etc, /root or the network; it runs as an unprivileged uid in new
-user, pid, network, ipc and uts namespaces, in its own session, and dies with its parent.
+venv read-only, fresh /proc and /dev, and two size-bounded tmpfs: SANDBOX_DIR (its working folder,
+into which the files of the host's `workdir` are bound read-only) and /tmp. Whatever the command
+writes lands in those tmpfs, in memory charged to the sandbox's memory cgroup, and is gone when the
+sandbox ends: a submission that writes without end gets ENOSPC at `disk_bytes`, and the host's disk
+grows only by `workdir` (the few files the command needs). The sandbox does not see the repository
+(instructor files, the gradebook, other submissions), /etc, /root or the network; it runs as an
+unprivileged uid in new user, pid, network, ipc and uts namespaces, in its own session, and dies
+with its parent.
 
 Memory and process limits come from cgroup v1 children (memory.limit_in_bytes, pids.max), which also
 tell afterwards which limit was hit and let every process of the sandbox be killed. Where cgroups
 cannot be created, rlimits stand in (RLIMIT_AS for memory, RLIMIT_NPROC for processes; the latter
 does nothing for root), and the limit that was hit is not reported as such (the run just dies).
+
+Host-side leftovers of a killed grader are swept: scratch folders (`new_scratch_folder`) live in one
+folder per process, `resnet-grading-<pid>-<start time>` in the temporary folder, and cgroups carry the
+same tag; `sweep_leftovers()` removes those whose process is gone (the grader calls it at start, and
+each process calls it before its first scratch folder).
 """
+import atexit
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+import threading
 import uuid
 from pathlib import Path
 
@@ -22,7 +35,102 @@ SANDBOX_DIR = "/sandbox"
 SANDBOX_UID = 65534  # "nobody": root-owned private files are not its own
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CGROUP_PARENT = "resnet-grading"
+SCRATCH_PREFIX = "resnet-grading-"
+DEFAULT_DISK_BYTES = 512 * 2**20
+INSTALL_HINT = "install it with `apt-get install bubblewrap` (or run `make grade`, which installs it)"
 
+
+class SandboxUnavailable(RuntimeError):
+    """The sandbox cannot start on this machine (no bubblewrap, or it fails); the message is one line
+    that says what is missing and how to install it. Never the student's doing."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Leftovers of killed runs: everything the host keeps is tagged with its owner's pid and start time
+# ---------------------------------------------------------------------------------------------
+
+def _start_time(pid):
+    """The process's start time in clock ticks since boot (/proc/<pid>/stat field 22), None if gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat[stat.rindex(")") + 2:].split()[19]  # after "pid (comm) ": field 3 is index 0
+
+
+def owner_tag(pid=None):
+    """`<pid>-<start time>` of a process (this one by default): unique even when pids are reused."""
+    pid = os.getpid() if pid is None else pid
+    return f"{pid}-{_start_time(pid)}"
+
+
+def _owner_alive(tag):
+    """Whether the process a `<pid>-<start time>[-...]` tag names still runs (unknown tags: alive)."""
+    pid, _, rest = tag.partition("-")
+    start = rest.split("-")[0]
+    if not pid.isdigit() or not start.isdigit():
+        return True  # not ours to judge
+    return _start_time(int(pid)) == start
+
+
+_scratch_lock = threading.Lock()
+_scratch_parent = None
+
+
+def _remove_scratch_parent(path):
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def new_scratch_folder():
+    """A new empty host folder (Path) for one sandbox's files; the caller removes it when done.
+
+    It lives under this process's run folder, `<tmp>/resnet-grading-<pid>-<start time>/`, removed at
+    a normal exit and swept by the next run after a kill. The first call also sweeps dead runs' folders.
+    """
+    global _scratch_parent
+    with _scratch_lock:
+        tag = owner_tag()
+        if _scratch_parent is None or _scratch_parent.name != SCRATCH_PREFIX + tag:  # (a forked child: its own)
+            sweep_leftovers()
+            _scratch_parent = Path(tempfile.gettempdir()) / (SCRATCH_PREFIX + tag)
+            _scratch_parent.mkdir(mode=0o700, exist_ok=True)
+            atexit.register(_remove_scratch_parent, _scratch_parent)
+        return Path(tempfile.mkdtemp(dir=_scratch_parent))
+
+
+def sweep_leftovers(temporary_dir=None):
+    """Removes the scratch folders and cgroups of grading processes that are gone (killed runs).
+
+    Returns the paths removed. Those of live processes (another grader running at the same time)
+    are left alone.
+    """
+    removed = []
+    for folder in Path(temporary_dir or tempfile.gettempdir()).glob(SCRATCH_PREFIX + "*"):
+        tag = folder.name[len(SCRATCH_PREFIX):]
+        if folder.is_dir() and not folder.is_symlink() and tag[:1].isdigit() and not _owner_alive(tag):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    for controller in ("memory", "pids"):
+        parent = CGROUP_ROOT / controller / CGROUP_PARENT
+        try:
+            children = [child for child in parent.iterdir() if child.is_dir()]
+        except OSError:
+            continue
+        for child in children:
+            if _owner_alive(child.name):
+                continue
+            _kill_cgroup(child)
+            try:
+                child.rmdir()
+                removed.append(child)
+            except OSError:
+                pass
+    return removed
+
+
+# ---------------------------------------------------------------------------------------------
+# The bubblewrap command
+# ---------------------------------------------------------------------------------------------
 
 def _system_mounts():
     """/usr read-only; /bin, /lib, /lib64, /sbin as the host has them (merged-/usr links or folders)."""
@@ -45,24 +153,63 @@ def _python_mounts():
     return arguments
 
 
-def bwrap_command(workdir, command, env):
-    """The bwrap argument list that runs `command` inside the sandbox with `workdir` as SANDBOX_DIR."""
-    arguments = ["bwrap", "--unshare-all", "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
+def _workdir_mounts(workdir):
+    """Each entry of the host's `workdir`, read-only, at the same name in SANDBOX_DIR."""
+    arguments = []
+    for entry in sorted(Path(workdir).iterdir()):
+        arguments += ["--ro-bind", str(entry), f"{SANDBOX_DIR}/{entry.name}"]
+    return arguments
+
+
+def bwrap_path():
+    """The bwrap executable on PATH; SandboxUnavailable (one line, how to install it) if there is none."""
+    found = shutil.which("bwrap")
+    if found is None:
+        raise SandboxUnavailable(f"bubblewrap (`bwrap`) is not on PATH: {INSTALL_HINT}")
+    return found
+
+
+def bwrap_command(workdir, command, env, disk_bytes=DEFAULT_DISK_BYTES, bwrap="bwrap"):
+    """The bwrap argument list that runs `command` inside the sandbox: `workdir`'s files read-only in
+    SANDBOX_DIR, which is a tmpfs of `disk_bytes` (as is /tmp), the working folder."""
+    size = str(int(disk_bytes))
+    arguments = [bwrap, "--unshare-all", "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
                  "--die-with-parent", "--new-session", "--cap-drop", "ALL",
                  # /tmp first: a venv or checkout under /tmp (a clone there) is bound on top of it
-                 "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+                 "--proc", "/proc", "--dev", "/dev", "--size", size, "--tmpfs", "/tmp",
                  *_system_mounts(), *_python_mounts(),
-                 "--bind", str(workdir), SANDBOX_DIR, "--chdir", SANDBOX_DIR, "--clearenv"]
+                 "--size", size, "--perms", "0700", "--tmpfs", SANDBOX_DIR, *_workdir_mounts(workdir),
+                 "--chdir", SANDBOX_DIR, "--clearenv"]
     for name, value in env.items():
         arguments += ["--setenv", name, value]
     return arguments + ["--", *command]
+
+
+# ---------------------------------------------------------------------------------------------
+# Limits
+# ---------------------------------------------------------------------------------------------
+
+def _kill_cgroup(folder):
+    """SIGKILL every process in a cgroup folder until none is left (a fork bomb refills between passes)."""
+    for _ in range(1000):
+        try:
+            pids = [int(line) for line in (folder / "cgroup.procs").read_text().split()]
+        except (OSError, ValueError):
+            return
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 class Cgroups:
     """A memory and a pids cgroup (v1) for one sandbox: limits, what was hit, kill everything."""
 
     def __init__(self, memory_bytes, max_processes):
-        name = f"{CGROUP_PARENT}/{uuid.uuid4().hex}"
+        name = f"{CGROUP_PARENT}/{owner_tag()}-{uuid.uuid4().hex[:12]}"
         self.memory = CGROUP_ROOT / "memory" / name
         self.pids = CGROUP_ROOT / "pids" / name
         self.memory.mkdir(parents=True)
@@ -108,19 +255,7 @@ class Cgroups:
         return self._counter(self.pids / "pids.events", "max") > 0
 
     def kill_all(self):
-        """SIGKILL every process in the sandbox until none is left (a fork bomb refills between passes)."""
-        for _ in range(1000):
-            try:
-                pids = [int(line) for line in (self.pids / "cgroup.procs").read_text().split()]
-            except OSError:
-                return
-            if not pids:
-                return
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+        _kill_cgroup(self.pids)
 
     def remove(self):
         for folder in (self.pids, self.memory):
@@ -148,13 +283,17 @@ def _rlimits(memory_bytes, max_processes):
 class Sandbox:
     """One sandboxed process with pipes on stdin, stdout and stderr; use as a context manager.
 
-    `limit_hit()` names the limit the sandbox ran into ("memory", "processes") or None; leaving the
-    context kills whatever is left of the sandbox and removes its cgroups.
+    `workdir`: host folder whose files appear read-only in SANDBOX_DIR; `memory_bytes` and
+    `max_processes`: the cgroup limits (rlimits where cgroups cannot be made); `disk_bytes`: the size
+    of each of the sandbox's two writable tmpfs (SANDBOX_DIR and /tmp), whose content also counts
+    as the sandbox's memory. `limit_hit()` names the limit the sandbox ran into ("memory",
+    "processes") or None; leaving the context kills whatever is left of the sandbox and removes its
+    cgroups. Raises SandboxUnavailable when bwrap is not on PATH.
     """
 
-    def __init__(self, workdir, command, memory_bytes, max_processes, env=None):
+    def __init__(self, workdir, command, memory_bytes, max_processes, env=None, disk_bytes=DEFAULT_DISK_BYTES):
+        argv = bwrap_command(workdir, command, env or {}, disk_bytes, bwrap=bwrap_path())
         self.cgroups = Cgroups.create(memory_bytes, max_processes)
-        argv = bwrap_command(workdir, command, env or {})
         options = {}
         if self.cgroups is not None:
             argv = self.cgroups.wrap(argv)
@@ -199,3 +338,52 @@ class Sandbox:
                 pass
         if self.cgroups is not None:
             self.cgroups.remove()
+
+
+# ---------------------------------------------------------------------------------------------
+# Preflight: prove the sandbox starts here before grading anything
+# ---------------------------------------------------------------------------------------------
+
+PREFLIGHT_CODE = "import keras"
+
+
+def preflight(memory_bytes, max_processes, disk_bytes=DEFAULT_DISK_BYTES, seconds=180):
+    """Starts the grading sandbox once, as grading does, running `python -c "import keras"` with the
+    interpreter and venv it will use; returns notes (e.g. the cgroup fallback), one line each.
+
+    Raises SandboxUnavailable with one line that says what is missing and how to install it: no bwrap
+    on PATH, bwrap that fails to start (e.g. user namespaces disabled), or an interpreter or venv that
+    does not work inside.
+    """
+    bwrap_path()
+    notes = []
+    cgroups = Cgroups.create(memory_bytes, max_processes)
+    if cgroups is None:
+        notes.append("cgroup v1 memory and pids controllers are not writable here (needs root): memory and "
+                     "process limits fall back to rlimits, and the limit a submission hits is not named")
+    else:
+        cgroups.remove()
+    workdir = new_scratch_folder()
+    try:
+        (workdir / "preflight.txt").write_text("grading preflight\n")
+        command = [sys.executable, "-E", "-s", "-B", "-c",
+                   f"{PREFLIGHT_CODE}; open('preflight.txt').read(); open('written', 'w').write('ok')"]
+        env = {"HOME": "/tmp", "PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3"}
+        with Sandbox(workdir, command, memory_bytes, max_processes, env, disk_bytes) as sandbox:
+            try:
+                _, stderr = sandbox.process.communicate(timeout=seconds)
+            except subprocess.TimeoutExpired:
+                raise SandboxUnavailable(f"the grading sandbox did not finish `python -c \"{PREFLIGHT_CODE}\"` "
+                                         f"in {seconds} s")
+            returncode = sandbox.process.returncode
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    if returncode != 0:
+        lines = [line.strip() for line in stderr.decode(errors="replace").splitlines() if line.strip()]
+        said = lines[-1][:200] if lines else f"exit code {returncode}"
+        if said.startswith("bwrap:"):
+            raise SandboxUnavailable(f"bubblewrap does not start a sandbox here ({said}): it needs unprivileged "
+                                     f"user namespaces or root; {INSTALL_HINT}")
+        raise SandboxUnavailable(f"{sys.executable} with `{PREFLIGHT_CODE}` fails inside the grading sandbox "
+                                 f"({said}): run `make setup` for a working venv")
+    return notes
