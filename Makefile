@@ -48,9 +48,13 @@ test: data system-packages
 	$(PY) -m pytest -n auto  # one worker per core (pytest-xdist)
 
 # The learner release: ResNet50.ipynb from the nbgrader source notebook, and the learner bundle
-# release/ResNet50/ + release/ResNet50.zip (+ release/ResNet50-files.zip, which Colab downloads).
+# release/ResNet50/ + release/ResNet50.zip (+ release/ResNet50-files.zip, for a notebook opened alone).
+# BUNDLE_URL (the web folder learners download ResNet50-files.zip from), COLAB_REPOSITORY (owner/name
+# on GitHub) or COLAB_URL, when given, replace c.ResNetCourse.* in instructor/nbgrader_config.py.
 release: data
-	$(PY) -m resnet_course.release
+	$(PY) -m resnet_course.release $(call release_option,BUNDLE_URL,--bundle-url) \
+	    $(call release_option,COLAB_REPOSITORY,--colab-repository) $(call release_option,COLAB_URL,--colab-url)
+release_option = $(if $(filter undefined,$(origin $(1))),,$(2) "$($(1))")
 
 # The learner's JupyterLab on release/ResNet50, without nbgrader's tools (make release rewrites that folder).
 lab: setup

@@ -1,11 +1,18 @@
 """Generates the learner release ResNet50.ipynb from the nbgrader source notebook, and the bundle.
 
     python -m resnet_course.release            # = make release: ./ResNet50.ipynb and release/
+    python -m resnet_course.release --bundle-url https://course.example.edu/resnet50/ \
+        --colab-repository owner/name          # = make release BUNDLE_URL=... COLAB_REPOSITORY=...
     python -m resnet_course.release --check    # exit 1 if the setup cell or ./ResNet50.ipynb is stale
 
-In order: the learner files zip (release/ResNet50-files.zip, resnet_course.bundle) first, because
-the source notebook's setup cell pins its sha256 (rewritten here when it changed); then the release
-notebook; then the learner bundle (release/ResNet50/ and release/ResNet50.zip) that holds both.
+The course's addresses (where learners download ResNet50-files.zip, where "Open in Colab" goes)
+come from the options, else from ``c.ResNetCourse.bundle_url``, ``colab_repository`` or
+``colab_url`` in instructor/nbgrader_config.py, else there are none (bundle.addresses).
+
+In order: the source notebook's setup cell (it pins the learner files' checksum and holds the
+download address) and its intro's Colab badge are rewritten when they changed; then the release
+notebook; then the files zip and the learner bundle (release/ResNet50-files.zip, release/ResNet50/
+and release/ResNet50.zip); last, what to upload where.
 
 `nbgrader generate_assignment` (run in instructor/, without a gradebook database, into a temporary
 folder) replaces the solutions with stubs, removes the graded tests' extra cases, locks the read-only
@@ -22,6 +29,10 @@ import nbformat
 
 from resnet_course import bundle
 from resnet_course.paths import ASSIGNMENT, INSTRUCTOR_DIR as INSTRUCTOR, RELEASE_NOTEBOOK, ROOT, SOURCE_NOTEBOOK
+
+INTRO_CELL_ID = "intro"  # the source notebook's first cell: its title, then the Colab badge
+CONFIG_SECTION = "ResNetCourse"  # c.ResNetCourse.<option> in nbgrader_config.py
+ADDRESS_OPTIONS = ("bundle_url", "colab_repository", "colab_url")
 
 
 class ReleaseError(RuntimeError):
@@ -44,13 +55,20 @@ def notebook_text(notebook):
     return text if text.endswith("\n") else text + "\n"
 
 
-def generate(instructor=INSTRUCTOR):
-    """The text of a freshly generated learner notebook (nothing in the repository is written)."""
-    with tempfile.TemporaryDirectory(prefix="resnet50-release-") as release_dir:
+def generate(instructor=INSTRUCTOR, notebook=None):
+    """The text of a freshly generated learner notebook (nothing in the repository is written),
+    from the committed source notebook or, when given, from ``notebook`` (a source notebook)."""
+    with tempfile.TemporaryDirectory(prefix="resnet50-release-") as scratch:
+        release_dir = Path(scratch) / "release"
         command = [sys.executable, "-m", "nbgrader", "generate_assignment", ASSIGNMENT, "--force", "--no-db",
                    f"--CourseDirectory.release_directory={release_dir}", "--log-level=WARN"]
+        if notebook is not None:
+            source_dir = Path(scratch) / "source"
+            (source_dir / ASSIGNMENT).mkdir(parents=True)
+            nbformat.write(notebook, str(source_dir / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"))
+            command.append(f"--CourseDirectory.source_directory={source_dir}")
         result = subprocess.run(command, cwd=instructor, capture_output=True, text=True)
-        generated = Path(release_dir) / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+        generated = release_dir / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
         if result.returncode != 0 or not generated.is_file():
             raise ReleaseError(f"`nbgrader generate_assignment {ASSIGNMENT}` failed in {instructor} "
                                f"(exit {result.returncode}); fix the source notebook {SOURCE_NOTEBOOK}:\n"
@@ -59,35 +77,100 @@ def generate(instructor=INSTRUCTOR):
     return notebook_text(strip_outputs(notebook))
 
 
-def stale_setup_cell(files, source=SOURCE_NOTEBOOK):
-    """(notebook, its setup cell, the cell's fresh source) when the source notebook's setup cell
-    does not pin these learner files, else None. BundleError when the cell is missing."""
-    notebook = nbformat.read(str(source), as_version=4)
-    cell = next((cell for cell in notebook.cells if cell.get("id") == bundle.SETUP_CELL_ID), None)
+def configured_addresses(instructor=INSTRUCTOR):
+    """{option: value or None} for ADDRESS_OPTIONS as c.ResNetCourse sets them in the course's
+    nbgrader_config.py (None where it does not)."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(instructor)).load_config()
+    section = config[CONFIG_SECTION] if CONFIG_SECTION in config else {}
+    return {name: section.get(name) or None for name in ADDRESS_OPTIONS}
+
+
+def _cell(notebook, cell_id, what, source):
+    cell = next((cell for cell in notebook.cells if cell.get("id") == cell_id), None)
     if cell is None:
-        raise bundle.BundleError(f"{source.name} has no code cell with id {bundle.SETUP_CELL_ID!r} "
-                                 f"(the learner files' setup cell, before the packages cell)")
-    fresh = bundle.setup_cell_source(bundle.sha256(bundle.zip_bytes(files)))
-    return None if cell.source == fresh else (notebook, cell, fresh)
+        raise bundle.BundleError(f"{source.name} has no cell with id {cell_id!r} ({what})")
+    return cell
+
+
+def fresh_source(files, addresses, source=SOURCE_NOTEBOOK):
+    """(notebook, changed): the source notebook with a setup cell that pins ``files`` and downloads
+    from addresses.files_url, and an intro whose Colab badge is addresses.colab_url's; changed
+    lists what differs from ``source`` ([] when it is up to date). BundleError for a missing cell."""
+    notebook = nbformat.read(str(source), as_version=4)
+    changed = []
+    setup = _cell(notebook, bundle.SETUP_CELL_ID, "the learner files' setup cell, before the packages cell", source)
+    fresh = bundle.setup_cell_source(bundle.files_sha256(files), addresses.files_url)
+    if setup.source != fresh:
+        setup.source = fresh
+        changed.append("the setup cell (learner files checksum, download address)")
+    intro = _cell(notebook, INTRO_CELL_ID, "the title cell, which carries the Colab badge", source)
+    badged = bundle.with_colab_badge(intro.source, addresses.colab_url)
+    if intro.source != badged:
+        intro.source = badged
+        changed.append("the Colab badge")
+    return notebook, changed
+
+
+def publishing_steps(addresses, files_zip=bundle.FILES_ZIP, bundle_zip=bundle.BUNDLE_ZIP,
+                     notebook=RELEASE_NOTEBOOK):
+    """What the instructor uploads where for these addresses (lines of text)."""
+    def shown(path):
+        return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+
+    steps = [f"For learners' own computers: hand out {shown(bundle_zip)} (the notebook and its files; "
+             f"its README says how to open it)."]
+    if addresses.files_url:
+        steps.append(f"Upload {shown(files_zip)} so that it downloads from {addresses.files_url}: where "
+                     f"the notebook's files are missing (e.g. on Colab), its setup cell fetches them there.")
+    else:
+        steps.append("The setup cell has no download address (give one with BUNDLE_URL=<web folder> or "
+                     "c.ResNetCourse.bundle_url in instructor/nbgrader_config.py): where the notebook's "
+                     f"files are missing (e.g. on Colab), learners put {bundle_zip.name} or {files_zip.name} "
+                     f"beside the notebook, or upload it on Colab when the setup cell asks.")
+    if "colab.research.google.com/github/" in addresses.colab_url:
+        repository = addresses.colab_url.split("/github/", 1)[1].split("/blob/", 1)[0]
+        steps.append(f"Commit and push {shown(notebook)} to the main branch of github.com/{repository}: "
+                     f"the notebook's and README's \"Open in Colab\" badge opens {addresses.colab_url}.")
+    elif addresses.colab_url:
+        steps.append(f"Put {shown(notebook)} where {addresses.colab_url} opens it: the notebook's and "
+                     f"README's \"Open in Colab\" badge links there.")
+    else:
+        steps.append("No \"Open in Colab\" badge (give one with COLAB_REPOSITORY=owner/name or COLAB_URL=...): "
+                     "on Colab, learners open the notebook with File > Upload notebook.")
+    return steps
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true",
                         help="write nothing; exit 1 if ResNet50.ipynb is not the release of the source")
+    parser.add_argument("--bundle-url", metavar="URL",
+                        help="the web folder learners download ResNet50-files.zip from (or the zip's own "
+                             "address, ending in .zip); \"\" for none (default: c.ResNetCourse.bundle_url "
+                             "in instructor/nbgrader_config.py, else none)")
+    parser.add_argument("--colab-repository", metavar="OWNER/NAME",
+                        help="the GitHub repository whose main branch holds ResNet50.ipynb at its root, "
+                             "for the \"Open in Colab\" badge (default: c.ResNetCourse.colab_repository)")
+    parser.add_argument("--colab-url", metavar="URL",
+                        help="any other address that opens the notebook in Colab, e.g. a Drive link "
+                             "(default: c.ResNetCourse.colab_url)")
     options = parser.parse_args(argv)
     try:
+        configured = configured_addresses()
+        if options.colab_repository is not None or options.colab_url is not None:
+            configured.update(colab_repository=None, colab_url=None)  # one given replaces both
+        addresses = bundle.addresses(**{name: configured[name] if getattr(options, name) is None
+                                        else getattr(options, name) for name in ADDRESS_OPTIONS})
         files = bundle.learner_files()
-        stale = stale_setup_cell(files)
-        if stale and options.check:
-            print(f"the setup cell of {SOURCE_NOTEBOOK.relative_to(ROOT)} does not pin the current "
-                  f"learner files; run `make release`")
+        notebook, changed = fresh_source(files, addresses)
+        if changed and options.check:
+            print(f"{SOURCE_NOTEBOOK.relative_to(ROOT)} is stale: {', '.join(changed)}; run `make release`")
             return 1
-        if stale:
-            notebook, cell, fresh = stale
-            cell.source = fresh
+        if changed:
             nbformat.write(notebook, str(SOURCE_NOTEBOOK))
-            print(f"wrote the setup cell of {SOURCE_NOTEBOOK.relative_to(ROOT)} (new learner files checksum)")
+            print(f"wrote {', '.join(changed)} of {SOURCE_NOTEBOOK.relative_to(ROOT)}")
         text = generate()
     except (ReleaseError, bundle.BundleError) as err:
         print(err, file=sys.stderr)
@@ -105,10 +188,10 @@ def main(argv=None):
     else:
         RELEASE_NOTEBOOK.write_text(text, encoding="utf8")
         print(f"wrote {RELEASE_NOTEBOOK.name}")
-    written = bundle.write(files, text)
+    written = bundle.write(files, text, colab_url=addresses.colab_url)
     print("wrote", ", ".join(str(path.relative_to(ROOT)) for path in written))
+    print("\n".join(["", "To publish:", *(f"- {step}" for step in publishing_steps(addresses))]))
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())
