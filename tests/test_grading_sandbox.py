@@ -1,15 +1,23 @@
-"""The per-submission grading step in its sandbox (issue 12, items 2, 3 and 6).
+"""The per-submission grading step in its sandbox (issue 12, items 2, 3 and 6; issue 18, items 2 and 3).
 
 A correct submission gets every point, each wrong function loses exactly its cell, instructor files,
 other submissions and the network are out of reach, the limits end runaway submissions with a
-recorded reason, and the feedback holds no hidden test.
+recorded reason, and the feedback holds no hidden test. Whatever a submission writes stays in the
+sandbox's bounded tmpfs (the host's disk does not grow), scratch folders of killed runs are swept,
+and the preflight names what is missing when the sandbox cannot start.
 """
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
 from resnet_course import paths
+from resnet_course.grading import sandbox
 from resnet_course.grading.submission import Limits, grade_submission, load_material
 from tests import grading_submissions as submissions
 
@@ -121,3 +129,119 @@ def test_runaway_submissions_end_with_their_limit(material, name, code, limits, 
     if child == 0:
         os._exit(0)
     assert os.waitpid(child, 0)[1] == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Bounded writes, scratch folders, preflight (issue 18, items 2 and 3)
+# ---------------------------------------------------------------------------------------------
+
+ENDLESS_WRITER = """
+import errno, os, sys
+written, error = 0, None
+block = b"x" * (64 * 2**20)
+for target in ("/sandbox/filler", "/tmp/filler"):
+    try:
+        with open(target, "wb") as out:
+            while True:
+                out.write(block)
+                out.flush()
+                written += len(block)
+    except OSError as raised:
+        error = errno.errorcode.get(raised.errno)
+    print(target, written, error, flush=True)
+"""
+
+
+def folder_bytes(folder):
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+
+
+def test_an_endless_writer_stops_at_the_disk_limit_and_the_host_disk_does_not_grow(tmp_path):
+    disk_bytes = 256 * 2**20
+    workdir = sandbox.new_scratch_folder()
+    try:
+        (workdir / "writer.py").write_text(ENDLESS_WRITER)
+        host_before, scratch_before = shutil.disk_usage(tempfile.gettempdir()).used, folder_bytes(workdir)
+        with sandbox.Sandbox(workdir, [sys.executable, "-E", "-s", "-B", "writer.py"], 2 * 2**30, 64,
+                             disk_bytes=disk_bytes) as box:
+            out, err = box.process.communicate(timeout=120)
+            assert box.process.returncode == 0, err.decode()[-2000:]
+            assert box.limit_hit() is None
+        host_growth = shutil.disk_usage(tempfile.gettempdir()).used - host_before
+        scratch_growth = folder_bytes(workdir) - scratch_before
+    finally:
+        shutil.rmtree(workdir)
+    lines = [line.split() for line in out.decode().splitlines()]
+    # each of the two writable places is full at its size (less the tmpfs's own rounding), with ENOSPC
+    assert [(target, error) for target, _, error in lines] == [("/sandbox/filler", "ENOSPC"), ("/tmp/filler", "ENOSPC")]
+    sandbox_written, total_written = int(lines[0][1]), int(lines[1][1])
+    assert disk_bytes - 64 * 2**20 <= sandbox_written <= disk_bytes
+    assert total_written - sandbox_written >= disk_bytes - 64 * 2**20
+    print(f"wrote {total_written / 2**20:.0f} MiB in the sandbox; host disk grew {host_growth / 2**20:.1f} MiB, "
+          f"scratch folder {scratch_growth} bytes")
+    assert scratch_growth == 0 and host_growth < 10 * 2**20
+
+
+def test_the_sandbox_cannot_change_the_files_it_was_given():
+    workdir = sandbox.new_scratch_folder()
+    try:
+        (workdir / "given.py").write_text("print('given')\n")
+        code = ("import os\n"
+                "for attempt in (lambda: open('given.py', 'a').write('x'), lambda: os.remove('given.py')):\n"
+                "    try:\n        attempt()\n        print('changed')\n    except OSError:\n        print('refused')\n"
+                "open('mine.txt', 'w').write('a file of its own')\nprint(open('mine.txt').read())\n")
+        with sandbox.Sandbox(workdir, [sys.executable, "-E", "-s", "-B", "-c", code], 2**30, 64) as box:
+            out, _ = box.process.communicate(timeout=60)
+        assert out.decode().split("\n")[:3] == ["refused", "refused", "a file of its own"]
+        assert sorted(path.name for path in workdir.iterdir()) == ["given.py"]  # its own file stayed inside
+        assert (workdir / "given.py").read_text() == "print('given')\n"
+    finally:
+        shutil.rmtree(workdir)
+
+
+def test_scratch_folders_live_in_one_folder_per_process_and_dead_runs_are_swept(tmp_path, monkeypatch):
+    workdir = sandbox.new_scratch_folder()
+    assert workdir.parent.name == f"{sandbox.SCRATCH_PREFIX}{sandbox.owner_tag()}"
+    workdir.rmdir()
+    # a run killed with -9 left its folder; a live one (this process's) must stay
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_tag = f"{dead.stdout.strip()}-1"  # a start time no live process has
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    (tmp_path / f"{sandbox.SCRATCH_PREFIX}{dead_tag}" / "abc").mkdir(parents=True)
+    (tmp_path / f"{sandbox.SCRATCH_PREFIX}{dead_tag}" / "abc" / "runner.py").write_text("left behind")
+    live = tmp_path / f"{sandbox.SCRATCH_PREFIX}{sandbox.owner_tag()}"
+    live.mkdir()
+    unrelated = tmp_path / f"{sandbox.SCRATCH_PREFIX}not-a-run"
+    unrelated.mkdir()
+    removed = sandbox.sweep_leftovers()
+    assert (tmp_path / f"{sandbox.SCRATCH_PREFIX}{dead_tag}") in removed
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted([live.name, unrelated.name])
+
+
+def test_cgroups_of_dead_runs_are_swept():
+    cgroups = sandbox.Cgroups.create(2**30, 64)
+    if cgroups is None:
+        pytest.skip("no cgroup v1 controllers here (the rlimit fallback)")
+    cgroups.remove()
+    dead = [root / sandbox.CGROUP_PARENT / "1-1-deadbeef" for root in
+            (sandbox.CGROUP_ROOT / "memory", sandbox.CGROUP_ROOT / "pids")]
+    for folder in dead:
+        folder.mkdir()
+    live = sandbox.Cgroups(2**30, 64)
+    try:
+        removed = sandbox.sweep_leftovers()
+        assert set(dead) <= set(removed) and not any(folder.exists() for folder in dead)
+        assert live.memory.is_dir() and live.pids.is_dir()
+    finally:
+        live.remove()
+
+
+def test_preflight_starts_the_sandbox_with_keras_or_says_in_one_line_what_is_missing(monkeypatch):
+    notes = sandbox.preflight(2 * 2**30, 64)
+    assert all("\n" not in note for note in notes)
+    monkeypatch.setenv("PATH", str(Path(sys.executable).parent))  # the venv's bin: no bwrap there
+    with pytest.raises(sandbox.SandboxUnavailable) as missing:
+        sandbox.preflight(2 * 2**30, 64)
+    assert "\n" not in str(missing.value) and "apt-get install bubblewrap" in str(missing.value)
+    with pytest.raises(sandbox.SandboxUnavailable):  # a grading step is refused too, never run half-way
+        sandbox.Sandbox(Path("/nonexistent"), ["true"], 2**30, 64)
