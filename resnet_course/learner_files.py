@@ -18,7 +18,8 @@ from resnet_course.paths import ROOT
 PACKAGE_DIR = ROOT / "resnet_course"
 # learner file -> its source module in this package
 COPIES = {"resnets_utils.py": "signs_files", "training_utils.py": "training",
-          "hand_framing.py": "hand_framing", "stress.py": "stress", "tf_environment.py": "tf_environment"}
+          "hand_framing.py": "hand_framing", "stress.py": "stress", "tf_environment.py": "tf_environment",
+          "display_utils.py": "display"}
 HEADER = "# Generated from resnet_course/{source}.py (python -m resnet_course.learner_files).\n"
 
 

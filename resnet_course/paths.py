@@ -27,7 +27,8 @@ RELEASE_NOTEBOOK = ROOT / f"{ASSIGNMENT}.ipynb"
 
 # The learner's modules: the release ships exactly these beside the notebook.
 LEARNER_MODULES = ("resnets_utils.py", "training_utils.py", "public_tests.py", "resnet_checks.py",
-                   "check_cases.py", "hand_framing.py", "stress.py", "tf_environment.py")
+                   "check_cases.py", "hand_framing.py", "stress.py", "tf_environment.py",
+                   "display_utils.py")
 
 # What the project writes.
 OUTPUTS_DIR = ROOT / "outputs"

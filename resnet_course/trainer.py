@@ -45,8 +45,8 @@ from resnet_course.pipelines import (eval_pipeline, recalibration_images, split_
 from resnet_course.recipes import PRECISIONS
 from resnet_course.schedules import make_optimizer, make_schedule
 from resnet_course.train_config import TrainError, merge_resumed_config, resolve_config
-from resnet_course.training import (plot_confusion_matrix, plot_history,
-                                    recalibrate_batchnorm, with_input_scaling)
+from resnet_course.display import TrainingProgress, plot_confusion_matrix, plot_history
+from resnet_course.training import recalibrate_batchnorm, with_input_scaling
 
 # Moving statistics that keep up with the weights (bench/signs_recipe.md: Keras's 0.99 lags).
 BN_MOMENTUM = 0.9
@@ -147,7 +147,12 @@ def _train_and_report(config, out, start_epoch, history, model_path, command, lo
                   steps_per_epoch=steps_per_epoch,
                   validation_data=eval_pipeline(splits.X_val, splits.y_val, data.num_classes,
                                                 config.batch_size),
-                  callbacks=[recorder], shuffle=False, verbose=1)  # the pipeline shuffles
+                  # Keras's bar shows each epoch's steps; then TrainingProgress its time and the
+                  # time left (after the bar: in this order; the pipeline shuffles)
+                  callbacks=[recorder, keras.callbacks.ProgbarLogger(),
+                             TrainingProgress(config.epochs, steps_per_epoch, every=0, metrics=False,
+                                              log=log, initial_epoch=start_epoch)],
+                  shuffle=False, verbose=1)
     else:
         log(f"the checkpoint already has {start_epoch} epochs; raise --epochs to train more")
 

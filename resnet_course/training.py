@@ -2,7 +2,6 @@
 minutes that works in inference mode (BatchNorm's moving statistics) and on photos taken elsewhere.
 """
 import keras
-import matplotlib.pyplot as plt
 import numpy as np
 import tensorflow as tf
 
@@ -157,36 +156,3 @@ def save_for_inference(model, path, mirror_average=False):
     copy.set_weights(scaled.get_weights())
     copy.save(path)
     return copy
-
-
-def plot_history(history):
-    """Loss and accuracy per epoch (training, and validation when present) of a fit() History."""
-    values = history.history if hasattr(history, "history") else history
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
-    for ax, metric in zip(axes, ["loss", "accuracy"]):
-        for prefix, label in [("", "training"), ("val_", "validation")]:
-            if prefix + metric in values:
-                curve = values[prefix + metric]
-                ax.plot(range(1, len(curve) + 1), curve, marker=".", label=label)
-        ax.set(xlabel="epoch", title=metric)
-        ax.legend()
-    fig.tight_layout()
-    return fig
-
-
-def plot_confusion_matrix(y_true, y_pred, class_names):
-    """Counts of (true class, predicted class) pairs; y_true, y_pred: labels or one-hot rows."""
-    y_true, y_pred = (y.argmax(axis=-1) if y.ndim == 2 else y.reshape(-1)
-                      for y in (np.asarray(y_true), np.asarray(y_pred)))
-    n = len(class_names)
-    counts = np.zeros((n, n), dtype=int)
-    np.add.at(counts, (y_true, y_pred), 1)
-    fig, ax = plt.subplots(figsize=(4.5, 4))
-    ax.imshow(counts, cmap="Blues")
-    for i, j in np.ndindex(n, n):
-        ax.text(j, i, counts[i, j], ha="center", va="center",
-                color="white" if counts[i, j] > counts.max() / 2 else "black")
-    ax.set(xticks=range(n), xticklabels=class_names, yticks=range(n), yticklabels=class_names,
-           xlabel="predicted", ylabel="true", title=f"accuracy {np.mean(y_true == y_pred):.1%}")
-    fig.tight_layout()
-    return fig

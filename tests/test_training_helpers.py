@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from display_utils import plot_confusion_matrix, plot_history
 from resnet_course.perturbations import perturb_images
 from training_utils import (
     batchnorm_layers,
@@ -13,8 +14,6 @@ from training_utils import (
     make_augmenter,
     make_train_dataset,
     mirror,
-    plot_confusion_matrix,
-    plot_history,
     recalibrate_batchnorm,
     save_for_inference,
     set_batchnorm_momentum,
