@@ -37,6 +37,14 @@ def identity_block(X, f, filters, training=True, initializer=random_uniform):
     F1, F2, F3 = filters
     X_shortcut = X
 
+    # Main path (each Conv2D with kernel_initializer=initializer(seed=0); each BatchNormalization
+    # with axis=3, called with training=training):
+    # First component (about 3 lines): 1x1 Conv2D with F1 filters, "valid" -> BatchNorm -> ReLU
+    # Second component (about 3 lines): fxf Conv2D with F2 filters, "same" -> BatchNorm -> ReLU
+    # Third component (about 2 lines): 1x1 Conv2D with F3 filters, "valid" -> BatchNorm (no ReLU)
+    # Final step (about 2 lines): Add() of X_shortcut and X, then a ReLU
+    # Shapes, e.g. X (m, 15, 15, 256) with filters [64, 64, 256]: (m, 15, 15, 64) after the first
+    # component, (m, 15, 15, 64) after the second, (m, 15, 15, 256) after the third and at the end.
     ### BEGIN SOLUTION
     # First component: 1x1 CONV that narrows the channels.
     X = Conv2D(filters=F1, kernel_size=1, strides=(1, 1), padding="valid",
@@ -81,6 +89,15 @@ def convolutional_block(X, f, filters, s=2, training=True, initializer=glorot_un
     F1, F2, F3 = filters
     X_shortcut = X
 
+    # Each Conv2D with kernel_initializer=initializer(seed=0); each BatchNormalization with axis=3,
+    # called with training=training:
+    # First component (about 3 lines): 1x1 Conv2D, F1 filters, stride (s, s) -> BatchNorm -> ReLU
+    # Second component (about 3 lines): fxf Conv2D with F2 filters, "same" -> BatchNorm -> ReLU
+    # Third component (about 2 lines): 1x1 Conv2D with F3 filters, "valid" -> BatchNorm (no ReLU)
+    # Shortcut path (about 2 lines): 1x1 Conv2D, F3 filters, stride (s, s) on X_shortcut -> BatchNorm
+    # Final step (about 2 lines): Add() of the main path and the shortcut, then a ReLU
+    # Shapes, e.g. X (m, 15, 15, 256) with filters [128, 128, 512] and s=2: (m, 8, 8, 128) after the
+    # first component and the second, (m, 8, 8, 512) after the third, the shortcut and at the end.
     ### BEGIN SOLUTION
     # Main path. First component: 1x1 CONV with stride s, which does the downsampling.
     X = Conv2D(filters=F1, kernel_size=1, strides=(s, s), padding="valid",
@@ -143,6 +160,14 @@ def ResNet50(input_shape=(64, 64, 3), classes=6):
     X = identity_block(X, 3, [64, 64, 256], training=None)
     X = identity_block(X, 3, [64, 64, 256], training=None)
 
+    # Every block with f=3 and training=None; an identity block outputs the channels it receives:
+    # Stage 3 (about 4 lines): convolutional block, filters [128, 128, 512], s=2; 3 identity blocks
+    # Stage 4 (about 6 lines): convolutional block, filters [256, 256, 1024], s=2; 5 identity blocks
+    # Stage 5 (about 3 lines): convolutional block, filters [512, 512, 2048], s=2; 2 identity blocks
+    # Output layers (about 3 lines): AveragePooling2D (2, 2) -> Flatten -> Dense with classes units,
+    # softmax and kernel_initializer=glorot_uniform(seed=0)
+    # Shapes for 64x64 images: (m, 15, 15, 256) after stage 2, (m, 8, 8, 512) after stage 3,
+    # (m, 4, 4, 1024) after stage 4, (m, 2, 2, 2048) after stage 5, (m, classes) at the end.
     ### BEGIN SOLUTION
     # Stage 3
     X = convolutional_block(X, f=3, filters=[128, 128, 512], s=2, training=None)
