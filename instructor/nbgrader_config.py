@@ -6,11 +6,17 @@
     cd instructor && ../.venv/bin/nbgrader export
 
 `make release` does the first (into a temporary folder) and copies the result to ../ResNet50.ipynb.
-Grading is `python -m resnet_course.grading` (sandboxed, parallel), not `nbgrader autograde`.
+Grading is `python -m resnet_course.grading` (sandboxed, parallel), not `nbgrader autograde`. Should
+formgrader's buttons be used instead (plain `nbgrader autograde` + `generate_feedback`), the feedback
+still shows no hidden test: see resnet_course/grading/nbgrader_hidden.py.
 """
 import os
 import sys
 
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+from nbgrader.preprocessors import GetGrades
+
+from resnet_course.grading.nbgrader_hidden import HideHiddenTests
 from resnet_course.paths import COURSE_ID
 
 c = get_config()  # noqa: F821 (provided by traitlets when it loads this file)
@@ -22,3 +28,6 @@ os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.enviro
 # `nbgrader validate` (and a plain `nbgrader autograde`) execute the whole notebook, training
 # included; nbgrader's default limit is 30 s per cell.
 c.Execute.timeout = 7200
+# nbgrader's feedback shows the autograded notebook: the graded cells' hidden tests and whatever they
+# (or the student's cells) printed of them are removed on the way to HTML (nbgrader's own list + one).
+c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]

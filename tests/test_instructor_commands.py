@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 
+import nbformat
 import pytest
 
 from resnet_course import paths
@@ -83,3 +84,51 @@ def test_export_has_the_grades(course_run):
     assert {student: (float(row["score"]), float(row["max_score"])) for student, row in rows.items()} == {
         "ada": (10.0, 10.0), "bob": (6.0, 10.0)}
     assert rows["ada"]["timestamp"].startswith("2026-11-28 12:00:00")
+
+
+# Plain nbgrader (formgrader's autograde and feedback buttons): the course's nbgrader_config.py must keep
+# the hidden tests out of the feedback even when nbgrader itself runs the notebook, hidden tests included.
+LEAKER_CELL = ("# prints the hidden cases the kernel holds after the last test (a plain nbgrader kernel runs them)\n"
+               "print(globals().get('HIDDEN' + '_CASES'))\n"
+               "print([text for text in In if 'HIDDEN' + ' TESTS' in text])\n")
+
+
+def plain_nbgrader_leaker():
+    """A submission for plain `nbgrader autograde`: ResNet50 ignores `classes` (the public case, 6
+    classes, passes; the hidden case, 10, fails with a message naming its arguments) and a cell after
+    the tests prints the hidden cases and the hidden test source from the kernel."""
+    notebook = submissions.notebook_with({"ResNet50": submissions.reference_source("ResNet50").replace(
+        "def ResNet50(input_shape=(64, 64, 3), classes=6):", "def ResNet50(input_shape=(64, 64, 3), classes=6):\n"
+        "    classes = 6")})
+    test_index = next(i for i, cell in enumerate(notebook.cells)
+                      if cell.metadata.get("nbgrader", {}).get("grade_id") == "ResNet50_test")
+    notebook.cells.insert(test_index + 1, nbformat.v4.new_code_cell(LEAKER_CELL))
+    return submissions.to_bytes(notebook)
+
+
+def test_plain_nbgrader_feedback_shows_no_hidden_test(tmp_path):
+    course = tmp_path / "instructor"
+    shutil.copytree(paths.INSTRUCTOR_DIR, course,
+                    ignore=lambda folder, names: {"gradebook.db", "submitted", "autograded", "feedback", "release",
+                                                  ".nbgrader.log"} & set(names))
+    nbgrader = str(paths.ROOT / ".venv" / "bin" / "nbgrader")
+    env = environment_without_venv()
+
+    def run(*arguments):
+        done = subprocess.run([nbgrader, *arguments], cwd=course, env=env, capture_output=True, text=True,
+                              timeout=900)
+        assert done.returncode == 0, f"nbgrader {' '.join(arguments)}\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
+
+    run("generate_assignment", paths.ASSIGNMENT, "--force")
+    folder = course / "submitted" / "eve" / paths.ASSIGNMENT
+    shutil.copytree(course / "release" / paths.ASSIGNMENT, folder)
+    (folder / f"{paths.ASSIGNMENT}.ipynb").write_bytes(plain_nbgrader_leaker())
+    run("autograde", paths.ASSIGNMENT, "--student", "eve", "--create")
+    autograded = (course / "autograded" / "eve" / paths.ASSIGNMENT / f"{paths.ASSIGNMENT}.ipynb").read_text()
+    assert "23608202" in autograded  # the leak happened in the kernel: the feedback must not carry it
+    run("generate_feedback", paths.ASSIGNMENT, "--student", "eve")
+    html = (course / "feedback" / "eve" / paths.ASSIGNMENT / f"{paths.ASSIGNMENT}.html").read_text()
+    assert [mark for mark in HIDDEN_MARKS + ("END HIDDEN TESTS", "(96, 96, 3)", "classes=10") if mark in html] == []
+    assert html.count("All tests passed!") == 3  # the three public parts pass
+    assert "Failed the hidden tests." in html  # ResNet50's hidden case, without its message
+    assert "prints the hidden cases" in html  # the student's own cell is still there

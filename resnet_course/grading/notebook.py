@@ -9,6 +9,7 @@ keeps every copy of a solution cell (the kernel runs them all, in order: the las
 as in Jupyter) and the student's own cells before the last test, and says in `notes` whatever
 grading had to decide (one line each, for the feedback).
 """
+import difflib
 import functools
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from resnet_course.grading.kernel import defined_names
 
 PACKAGES_CELL = "packages"
 HIDDEN_BEGIN = "### BEGIN HIDDEN TESTS"
+LOCKED_SIMILARITY = 0.9  # a metadata-less cell this close to a locked cell's text is that cell (not run)
 
 
 class SubmissionNotFound(Exception):
@@ -141,6 +143,20 @@ def _default_reference():
     return reference(paths.SOURCE_NOTEBOOK)
 
 
+def _is_locked(source, locked_texts):
+    """Whether a cell without metadata is one of the locked cells: the same text, or nearly (a setup
+    cell regenerated since the student's download differs in a checksum line)."""
+    text = normalized(source)
+    if not text or text in locked_texts:
+        return bool(text)
+    for locked in locked_texts:
+        matcher = difflib.SequenceMatcher(None, text, locked, autojunk=False)
+        if (matcher.real_quick_ratio() >= LOCKED_SIMILARITY and matcher.quick_ratio() >= LOCKED_SIMILARITY
+                and matcher.ratio() >= LOCKED_SIMILARITY):
+            return True
+    return False
+
+
 def _public(graded):
     start = graded.public.find(HIDDEN_BEGIN)
     return normalized(graded.public if start < 0 else graded.public[:start])
@@ -156,8 +172,8 @@ def student_code(notebook, material):
     by its grade_id as a name.
 
     Which cells run: every code cell standing for a solution (by metadata or by definitions) and
-    every code cell the student added (no nbgrader metadata, not the text of a locked or test
-    cell), up to the last graded test cell (found by metadata or by its text); when no test cell
+    every code cell the student added (no nbgrader metadata, not the text of a test cell, nor the
+    text of a locked cell or 90 % like it), up to the last graded test cell (found by metadata or by its text); when no test cell
     is left, up to the last solution cell. Locked cells, test cells and everything after the tests
     (the training part) never run.
     """
@@ -166,6 +182,7 @@ def student_code(notebook, material):
     names = {grade_id: (known.defines.get(grade_id) or frozenset({grade_id})) for grade_id in solutions}
     tests = {grade.grade_id for grade in material.graded}
     test_texts = {_public(grade): grade.grade_id for grade in material.graded}
+    locked_texts = set(known.locked) | {normalized(getattr(material, "packages", "") or "")} - {""}
 
     kinds = []  # (index, kind, grade_id, source, defines, matched_by_definitions)
     for index, cell in enumerate(notebook.cells):
@@ -180,6 +197,8 @@ def student_code(notebook, material):
                 if stands_for and source.lstrip().startswith(("def ", "class ", "import ", "from ", "@")):
                     kinds.append((index, "markdown", stands_for[0], source, frozenset(), True))
             continue
+        if grade_id is None and not source.strip():
+            continue  # an empty cell runs nothing
         defines = defined_names(source)
         if grade_id in solutions:
             kinds.append((index, "solution", grade_id, source, defines, False))
@@ -189,14 +208,13 @@ def student_code(notebook, material):
             kinds.append((index, "locked", grade_id, source, defines, False))
         elif normalized(source) in test_texts:
             kinds.append((index, "test", test_texts[normalized(source)], source, defines, True))
-        elif normalized(source) in known.locked or normalized(source) == normalized(getattr(material, "packages", "") or ""):
+        elif any(names[g] & defines for g in solutions):
+            stands_for = next(g for g in solutions if names[g] & defines)
+            kinds.append((index, "solution", stands_for, source, defines, True))
+        elif _is_locked(source, locked_texts):
             kinds.append((index, "locked", None, source, defines, True))
         else:
-            stands_for = [g for g in solutions if names[g] & defines]
-            if stands_for:
-                kinds.append((index, "solution", stands_for[0], source, defines, True))
-            else:
-                kinds.append((index, "added", None, source, defines, False))
+            kinds.append((index, "added", None, source, defines, False))
 
     test_positions = [index for index, kind, *_ in kinds if kind == "test"]
     solution_positions = [index for index, kind, *_ in kinds if kind == "solution"]

@@ -1,0 +1,146 @@
+"""resnet_course/grading/kernel.py: cells run as a Jupyter kernel runs them (IPython's transformation,
+magics, one namespace, a later definition wins), errors with the learner's line, one time limit per
+cell. Run directly, without the sandbox (the producer runs the same function inside it)."""
+import ast
+import signal
+import sys
+
+import pytest
+
+from resnet_course import paths
+from resnet_course.grading import kernel
+from resnet_course.grading.kernel import defined_names, run_cells
+
+KERNEL_FILE = paths.ROOT / "resnet_course" / "grading" / "kernel.py"
+
+
+def run(*sources, seconds=5.0):
+    """(results, namespace) of cells named a, b, c... run in a fresh namespace."""
+    namespace = {}
+    results = run_cells([(chr(ord("a") + i), source) for i, source in enumerate(sources)], namespace, seconds)
+    return results, namespace
+
+
+def test_a_leftover_debug_line_is_skipped_with_a_note_and_the_cell_defines_its_function():
+    results, namespace = run("def identity_block(X):\n    return X\n\n%debug\n")
+    assert results[0]["status"] == "ok" and results[0]["error"] is None
+    assert results[0]["note"] == "line 4: %debug does not run in grading (skipped)"
+    assert namespace["identity_block"](7) == 7
+
+
+@pytest.mark.parametrize("line", ["%matplotlib inline", "%pip install keras", "%load_ext autoreload",
+                                  "%autoreload 2", "%pdb on", "%run other.py", "%reset -f", "%cd /"])
+def test_magics_that_cannot_run_in_grading_are_skipped_and_the_rest_runs(line):
+    results, namespace = run(f"x = 1\n{line}\ny = 2\n")
+    assert results[0]["status"] == "ok", results
+    assert results[0]["note"].startswith(f"line 2: {line.split()[0]}")
+    assert (namespace["x"], namespace["y"]) == (1, 2)
+
+
+def test_shell_commands_are_skipped_and_captured_output_is_empty():
+    results, namespace = run("!pip install foo\nfiles = !ls\ndone = True\n")
+    assert results[0]["status"] == "ok"
+    assert results[0]["note"] == ("line 1: !pip install foo is a shell command: shell commands do not run in grading "
+                                  "(skipped); line 2: !ls is a shell command: shell commands do not run in grading "
+                                  "(skipped)")
+    assert list(namespace["files"]) == [] and namespace["done"] is True
+
+
+def test_magics_that_run_as_in_a_kernel():
+    results, namespace = run("%%time\ndef f(x):\n    return 2 * x\n", "%time y = f(3)\n", "f?\n",
+                             "%%capture shown\nprint('hello')\nz = f(y)\n")
+    assert [r["status"] for r in results] == ["ok"] * 4 and all(r["note"] is None for r in results)
+    assert (namespace["y"], namespace["z"]) == (6, 12)
+    assert namespace["shown"].stdout == "hello\n"
+
+
+def test_a_cell_magic_that_cannot_run_skips_its_cell():
+    results, namespace = run("%%bash\necho hi > /dev/null\n", "%%writefile notes.txt\nhello\n", "after = 1\n")
+    assert [r["status"] for r in results] == ["skipped", "skipped", "ok"]
+    assert results[0]["note"] == "%%bash does not run in grading (the cell was skipped)"
+    assert namespace["after"] == 1
+
+
+def test_every_copy_runs_and_the_last_definition_wins():
+    results, namespace = run("def f():\n    return 'early'\n", "def f():\n    return 'fixed'\n")
+    assert [r["status"] for r in results] == ["ok", "ok"]
+    assert namespace["f"]() == "fixed"
+
+
+def test_an_error_ends_only_its_cell_and_names_the_learners_line():
+    results, namespace = run("def f(x):\n    y = x + 1\n    return 1 / (y - y)\n", "before = 1\nz = f(2)\nafter = 1\n",
+                             "next_cell = True\n")
+    assert results[1]["status"] == "error"
+    assert results[1]["error"] == "ZeroDivisionError: division by zero"
+    assert results[1]["line"] == "cell 'a', line 3: return 1 / (y - y)"  # the deepest line of the learner's
+    assert namespace["before"] == 1 and "after" not in namespace and namespace["next_cell"] is True
+    results, _ = run("x = 1\nundefined_name + 1\n")
+    assert (results[0]["error"], results[0]["line"]) == ("NameError: name 'undefined_name' is not defined",
+                                                          "line 2: undefined_name + 1")
+
+
+def test_a_syntax_error_names_its_line_and_long_messages_are_cut():
+    results, _ = run("x = 1\ndef broken(:\n    pass\n", "raise ValueError('x' * 5000)\n")
+    assert results[0]["status"] == "error" and results[0]["error"].startswith("SyntaxError: ")
+    assert results[0]["line"] == "line 2: def broken(:"
+    assert len(results[1]["error"]) == kernel.ERROR_CHARS and results[1]["error"].endswith("...")
+
+
+def test_sys_exit_ends_only_its_cell():
+    results, namespace = run("import sys\nsys.exit(3)\nnot_reached = 1\n", "reached = 1\n")
+    assert (results[0]["status"], results[0]["error"]) == ("error", "SystemExit: 3")
+    assert "not_reached" not in namespace and namespace["reached"] == 1
+
+
+def test_a_slow_cell_is_interrupted_at_its_limit_and_the_next_cells_run():
+    results, namespace = run("import time\nfor _ in range(300):\n    time.sleep(0.05)\n", "after = 1\n", seconds=1)
+    assert results[0]["status"] == "interrupted"
+    assert results[0]["error"] == "interrupted after 1 s"
+    assert results[0]["line"] == "line 3: time.sleep(0.05)"
+    assert results[0]["seconds"] < 10  # 1 s, plus a loaded machine's delay
+    assert results[1]["status"] == "ok" and namespace["after"] == 1
+
+
+def test_a_cell_that_catches_the_interrupt_is_interrupted_again():
+    slow = ("import time\ntry:\n    time.sleep(300)\nexcept KeyboardInterrupt:\n    caught = True\n"
+            "time.sleep(300)\nnot_reached = True\n")
+    results, namespace = run(slow, "after = 1\n", seconds=1)
+    assert results[0]["status"] == "interrupted" and results[0]["seconds"] < 20
+    assert namespace["caught"] is True and "not_reached" not in namespace and namespace["after"] == 1
+
+
+def test_no_timer_or_handler_is_left_behind():
+    before = signal.getsignal(signal.SIGALRM)
+    run("x = 1\n", "raise KeyError('k')\n", seconds=2)
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    assert signal.getsignal(signal.SIGALRM) is before
+
+
+def test_the_namespace_given_is_the_one_the_cells_use():
+    namespace = {"given": 41}
+    run_cells([("a", "answer = given + 1\n")], namespace, 5)
+    assert namespace["answer"] == 42
+
+
+def test_defined_names_are_the_top_level_definitions_after_ipython_transformation():
+    source = ("import numpy as np\nfrom keras.layers import Add, Conv2D as C\nimport os.path\n"
+              "def identity_block(X):\n    inner = 1\n    return X\n"
+              "class Block:\n    attribute = 1\n"
+              "a, (b, *c) = 1, (2, 3)\nd: int = 4\ne += 1\nfor i in range(2):\n    f = i\n"
+              "with open('x') as g:\n    pass\n"
+              "if True:\n    h = 1\nelse:\n    k = 2\n"
+              "try:\n    m = 1\nexcept Exception as n:\n    o = 1\n"
+              "%debug\nfiles = !ls\n%time timed = 1\n")
+    assert defined_names(source) == {"np", "Add", "C", "os", "identity_block", "Block", "a", "b", "c", "d", "e",
+                                     "i", "f", "g", "h", "k", "m", "n", "o", "files"}
+    assert defined_names("def broken(:\n") == frozenset()
+    assert defined_names("%%bash\necho hi\n") == frozenset()
+
+
+def test_the_kernel_imports_only_the_standard_library_and_ipython():
+    # it is copied into the sandbox beside the producer, where resnet_course cannot be imported
+    tree = ast.parse(KERNEL_FILE.read_text())
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names}
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert imported - set(sys.stdlib_module_names) == {"IPython", "traitlets"}
