@@ -176,7 +176,7 @@ def _call(context, target, *args, hint="", **kwargs):
         if len(text) > 600:
             text = text[:600] + " ..."
         advice = ""
-        if "incompatible shapes" in text and hint:
+        if ("incompatible shapes" in text or "Cannot broadcast" in text) and hint:
             advice = f"\n  Hint: {hint}"
         elif "NoneType" in text:
             advice = "\n  Hint: is a `None` placeholder left in your code? Replace each one with your code."
@@ -358,8 +358,10 @@ def _format_item(item):
     return f"{kind}({', '.join(parts)})"
 
 
-def _compare_items(context, where, expected, got, names=None, hints=None, unit="layer"):
-    """Fails with the first difference between two lists of described layers."""
+def _compare_items(context, where, expected, got, names=None, hints=None, unit="layer", unapplied=()):
+    """Fails with the first difference between two lists of described layers. ``unapplied``: the
+    described layers the learner built but whose output no layer takes (see _unapplied_layers); a
+    missing layer of the same kind is reported as not applied rather than missing."""
     hints = hints or {}
     expected_labels = [_label(item) for item in expected]
     got_labels = [_label(item) for item in got]
@@ -376,6 +378,13 @@ def _compare_items(context, where, expected, got, names=None, hints=None, unit="
                 else:
                     place = f"before {where} {unit} 1 ({got_labels[0]})" if got_labels else f"in {where}"
                 problem = f"missing {_format_item(expected[i1])} {place}"
+                loose = next((item for item in unapplied if _label(item) == expected_labels[i1]), None)
+                if loose is not None:
+                    following = (f"{where} {unit} {j1 + 1} ({got_labels[j1]}) takes the tensor before it"
+                                 if j1 < len(got_labels) else "the output is the tensor before it")
+                    problem = (f"{_format_item(loose)} in {where} is not applied: the next layer does not take "
+                               f"its output; {following}. Write X = {loose[0]}(...)(X) and apply the next "
+                               "layer to X.")
             elif tag == "insert":
                 problem = f"extra {unit}: {where} {unit} {j1 + 1} is {_format_item(got[j1])}, which should not be there"
             else:
@@ -462,6 +471,26 @@ def _layers_called_on(tensor):
     return paths
 
 
+def _unapplied_layers(operations):
+    """Described layers built on an output of one of ``operations`` (a model's) whose own output
+    no operation among them takes: a layer written but not applied, e.g. ``AveragePooling2D((2, 2))(X)``
+    without ``X =``. Only what Keras records on the tensors (private attributes, as in
+    _layers_called_on) shows them: [] where a Keras version lacks those, or for a model rebuilt from
+    its config (which holds the model's own layers only); the checks then say "missing"."""
+    inside = {id(op) for op in operations}
+    found = []
+    for op in operations:
+        for node in getattr(op, "_outbound_nodes", None) or []:
+            other, outputs = getattr(node, "operation", None), getattr(node, "outputs", None) or []
+            if other is None or id(other) in inside or not outputs:
+                continue
+            try:
+                found.append(describe(Step(other, {}, tuple(outputs[0].shape[1:]))))
+            except Exception:  # noqa: BLE001  (a layer of the learner's own class: nothing to say about it)
+                continue
+    return found
+
+
 def _diagnose_failed_add(exercise, context, X, expected, failure):
     """Add failed because its inputs have different shapes: the layers built before it are still
     recorded on the Input, so find the one that made the shapes differ (raises CheckFailed)."""
@@ -490,7 +519,7 @@ def _build_block(exercise, target, case, context):
         Y = _call(context, target, X, hint=_ADD_SHAPES_HINT[exercise],
                   **_block_kwargs(case, False, fixed_initializer(kind)))
     except CheckFailed as failure:
-        if "incompatible shapes" in failure.args[0] and case.get("expected"):
+        if ("incompatible shapes" in failure.args[0] or "Cannot broadcast" in failure.args[0]) and case.get("expected"):
             _diagnose_failed_add(exercise, context, X, case["expected"], failure)
         raise
     if not isinstance(Y, keras.KerasTensor):
@@ -500,13 +529,19 @@ def _build_block(exercise, target, case, context):
         model = keras.Model(X, Y)
     except ValueError:  # Keras found no path from X to Y
         _fail(context, "the output is not computed from the input X: start the block from its argument X.")
-    return _layer_graph(context, model).trace(), Y
+    return _layer_graph(context, model).trace(), Y, _unapplied_layers(model.operations)
 
 
-def _split_block(context, steps, projection):
-    """(main path, shortcut path, layers after the Add) of a traced block; fails on wrong wiring."""
+def _split_block(context, steps, projection, unapplied=()):
+    """(main path, shortcut path, layers after the Add) of a traced block; fails on wrong wiring.
+    ``unapplied``: described layers built but not applied (see _unapplied_layers)."""
     merges = [i for i, step in enumerate(steps) if step.branches is not None]
     layers = " -> ".join(_label(describe(step)) for step in steps)
+    unapplied_labels = [_label(item) for item in unapplied]
+    if not merges and any(item[0] in ("Add", "add") for item in unapplied):
+        _fail(context, "Add is not applied: the next layer does not take its output (the ReLU is applied to "
+                       "the main path). Assign it, X = Add()([X, X_shortcut]), then apply the ReLU to X."
+                       f"\n  got: {layers}")
     if not merges:
         _fail(context, "there is no Add: the shortcut is missing. Add the shortcut to the main path "
                        f"with Add()([X, X_shortcut]) then apply the ReLU.\n  got: {layers}")
@@ -539,6 +574,9 @@ def _split_block(context, steps, projection):
     if projection and not shortcut:
         _fail(context, _NO_PROJECTION)
     after = steps[index + 1:]
+    if not after and "Activation('relu')" in unapplied_labels:
+        _fail(context, "Activation('relu') after the Add is not applied: the block returns the Add's output, "
+                       "not the ReLU's. Assign it, X = Activation('relu')(X), before `return X`.")
     if not after:
         _fail(context, "missing ReLU after the Add: the block returns the Add's output; "
                        "apply Activation('relu') to it.")
@@ -548,8 +586,9 @@ def _split_block(context, steps, projection):
 def block_structure(exercise, target, case, context=None):
     """The described main path, shortcut path and after-Add layers of a block (for expected values)."""
     context = context or _block_context(exercise, case)
-    steps, _ = _build_block(exercise, target, case, context)
-    main, shortcut, after = _split_block(context, steps, projection=exercise == "convolutional_block")
+    steps, _, unapplied = _build_block(exercise, target, case, context)
+    main, shortcut, after = _split_block(context, steps, projection=exercise == "convolutional_block",
+                                         unapplied=unapplied)
     return {"main": [describe(s) for s in main], "shortcut": [describe(s) for s in shortcut],
             "after_add": [describe(s) for s in after]}, (main, shortcut, after)
 
@@ -640,13 +679,15 @@ def _check_outputs(exercise, target, case, context):
 def _check_block(exercise, target, case):
     context = _block_context(exercise, case)
     expected = case["expected"]
-    _, (main, shortcut, after) = block_structure(exercise, target, case, context)
+    steps, _, unapplied = _build_block(exercise, target, case, context)
+    main, shortcut, after = _split_block(context, steps, projection=exercise == "convolutional_block",
+                                         unapplied=unapplied)
     _compare_items(context, "main path", expected["main"], [describe(s) for s in main],
-                   [s.op.name for s in main], _BLOCK_HINTS)
+                   [s.op.name for s in main], _BLOCK_HINTS, unapplied=unapplied)
     _compare_items(context, "shortcut path", expected["shortcut"], [describe(s) for s in shortcut],
-                   [s.op.name for s in shortcut], _BLOCK_HINTS)
+                   [s.op.name for s in shortcut], _BLOCK_HINTS, unapplied=unapplied)
     _compare_items(context, "after the Add", expected["after_add"], [describe(s) for s in after],
-                   [s.op.name for s in after], _BLOCK_HINTS)
+                   [s.op.name for s in after], _BLOCK_HINTS, unapplied=unapplied)
     _check_kernels_and_training(context, [("main path", main), ("shortcut path", shortcut)])
     _check_outputs(exercise, target, case, context)
 
@@ -800,15 +841,122 @@ def _where(location):
 
 
 def _bn_training_problem(items, covered):
-    """Location, layer name and value of the first BatchNormalization called with a fixed training flag."""
-    for location, steps in zip(_locations(items), covered):
+    """(stage, block), layer name, value and the item (block or layer) of the first
+    BatchNormalization called with a fixed training flag."""
+    for location, item, steps in zip(_locations(items), items, covered):
         for step in steps:
             if type(step.op).__name__ != "BatchNormalization":
                 continue
             training = step.kwargs.get("training", None)
             if training is not None:
-                return _where(location), step.op.name, training
+                return location, step.op.name, training, item
     return None
+
+
+def _block_call(item):
+    """The learner's call of a described block, e.g. X = identity_block(X, f=3, filters=[64, 64, 256], training=None)."""
+    settings = dict(zip(_FIELDS[item[0]], item[2:]))
+    name = "convolutional_block" if item[0] == "ConvolutionalBlock" else "identity_block"
+    stride = f", s={settings['s']}" if "s" in settings else ""
+    return f"X = {name}(X, f={settings['f']}, filters={list(settings['filters'])}{stride}, training=None)"
+
+
+# When ResNet50 raises in an Add and the layers built so far cannot be read (see _diagnose_failed_stage).
+_STAGE_SHAPES_HINT = ("an Add got tensors of different shapes: an identity block must output the channels it "
+                      "receives (its last filter count equals its input's channels); check the filters passed to "
+                      "each block against its stage's.")
+
+
+def _keras_tensors_in(frame):
+    return [value for value in frame.f_locals.values() if isinstance(value, keras.KerasTensor)]
+
+
+def _input_of(tensor):
+    """The model input a symbolic tensor was computed from, followed back through the first input
+    of each layer call (private attributes, as in _layers_called_on); None if they are missing."""
+    for _ in range(100_000):
+        history = getattr(tensor, "_keras_history", None)
+        nodes = getattr(getattr(history, "operation", None), "_inbound_nodes", None)
+        if not nodes:
+            return None
+        inputs = getattr(nodes[history.node_index], "input_tensors", None)
+        if not inputs:
+            return tensor
+        tensor = inputs[0]
+    return None
+
+
+def _without_shapes(items):
+    return [(item[0], None) + tuple(item[2:]) for item in items]
+
+
+def _diagnose_failed_stage(context, failure, expected):
+    """ResNet50 raised in a block's Add (tensors of different shapes). When the layers built so far can
+    be read (the learner's frames are still on the traceback: their caller holds the block's input X,
+    on which Keras keeps the layers called), name the block and its filters and raise CheckFailed:
+    an earlier block whose filters differ from the expected ones, else an identity block whose last
+    filter count differs from the channels it receives. Returns quietly otherwise (e.g. an outcome
+    replayed without its frames): the caller then gives the general hint."""
+    error = failure.__cause__
+    frames, tb = [], getattr(error, "__traceback__", None)
+    while tb is not None:
+        if not os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(_NOT_LEARNER_CODE):
+            frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    if len(frames) < 2:
+        return
+    caller, block_frame = frames[-2], frames[-1]
+    # The block's input: a tensor of the caller (X in `X = identity_block(X, ...)`, not yet reassigned)
+    # on which one chain of layers was built, whose last layer's output nothing takes (it was the
+    # failed Add's input); the latest such tensor has the shortest chain.
+    candidates = []
+    for tensor in _keras_tensors_in(caller):
+        chains = _layers_called_on(tensor)
+        if len(chains) == 1 and chains[0] and not getattr(chains[0][-1].op, "_outbound_nodes", True):
+            candidates.append((len(chains[0]), tensor, chains[0]))
+    if not candidates:
+        return
+    _, X, main = min(candidates, key=lambda c: c[0])
+    received, output = X.shape[-1], main[-1].shape[-1]
+    convolutions = [step.op.filters for step in main if type(step.op).__name__ == "Conv2D"]
+    first_input = _input_of(X)
+    if not convolutions or output == received or first_input is None:
+        return
+    filters = block_frame.f_locals.get("filters")
+    if not (isinstance(filters, (list, tuple)) and len(filters) == 3
+            and all(isinstance(n, (int, np.integer)) for n in filters)):
+        filters = convolutions
+    try:
+        items, _ = resnet50_items(keras.Model(first_input, X), context)
+    except Exception:  # noqa: BLE001  (a graph the checks cannot read: the general hint then)
+        return
+    _, stages, _, _ = _split_stages(items)
+    _, want_stages, _, _ = _split_stages([tuple(i) for i in expected["layers"]])
+    blocks = [location for location, item in zip(_locations(items), items) if _is_block(item)]
+    stage, block = (blocks[-1][0], blocks[-1][1] + 1) if blocks else (2, 1)
+    at = f"stage {stage}, block {block}"
+    place = f"{at} (identity block)"
+    raised = f"raised {type(error).__name__}: {str(error).strip().splitlines()[0]})"
+    frames_shown = failure.learner_frames[:-1]  # down to the learner's call of the block
+    try:  # an earlier block with other filters than expected made the channels differ
+        for number, (want, have) in enumerate(zip(want_stages, stages), start=2):
+            _compare_items(context, f"stage {number},", _without_shapes(want[:len(have)]), _without_shapes(have),
+                           unit="block")
+    except CheckFailed as earlier:
+        raise CheckFailed(f"{earlier.args[0]}\n  (this is why {place} {raised}", frames_shown) from error
+    hint = ""
+    want = want_stages[stage - 2] if 0 <= stage - 2 < len(want_stages) else None
+    if want is not None and block <= len(want) and want[block - 1][0] == "IdentityBlock":
+        hint = f"stage {stage}'s identity blocks take filters {list(want[block - 1][2])}."
+    elif want is not None and block <= len(want):
+        hint = f"{at} is a convolutional block: {_block_call(want[block - 1])}."
+    elif want is not None and stage - 1 < len(want_stages):
+        hint = (f"stage {stage} has {len(want)} blocks; stage {stage + 1} starts with a convolutional block: "
+                f"{_block_call(want_stages[stage - 1][0])}.")
+    raise CheckFailed(f"{context}: {place} is called with filters {list(filters)}: an identity block must output "
+                      f"the channels it receives ({received}): its last filter count must be {received}."
+                      + (f"\n  Hint: {hint}" if hint else "") + f"\n  (this is why its Add {raised}",
+                      frames_shown) from error
 
 
 def check_resnet50(target, case):
@@ -816,8 +964,12 @@ def check_resnet50(target, case):
     args = case["args"]
     expected = case["expected"]
     context = f"ResNet50({_format_args(args)})"
-    model = _call(context, target, hint="check identity_block and convolutional_block with their tests first.",
-                  **args)
+    try:
+        model = _call(context, target, hint=_STAGE_SHAPES_HINT, **args)
+    except CheckFailed as failure:
+        if "incompatible shapes" in failure.args[0] or "Cannot broadcast" in failure.args[0]:
+            _diagnose_failed_stage(context, failure, expected)
+        raise
     if not isinstance(model, keras.Model):
         _fail(context, f"returned a {type(model).__name__}, expected a keras.Model: "
                        "end with model = Model(inputs=X_input, outputs=X) and return model.")
@@ -826,6 +978,7 @@ def check_resnet50(target, case):
         _fail(context, f"the model's input shape is {input_shape}, expected {(None,) + tuple(args['input_shape'])}: "
                        "build the input with Input(input_shape).")
     items, covered = resnet50_items(model, context)
+    unapplied = _unapplied_layers(model.operations)
     last = items[-1] if items else ("nothing", ())
     activation = last[3] if last[0] == "Dense" else last[2] if last[0] == "Activation" else None
     if activation != "softmax":
@@ -834,14 +987,14 @@ def check_resnet50(target, case):
                        "use Dense(classes, activation='softmax').")
     stem, stages, head, extras = _split_stages(items)
     want_stem, want_stages, want_head, _ = _split_stages([tuple(i) for i in expected["layers"]])
-    _compare_items(context, "stage 1", want_stem, stem,
+    _compare_items(context, "stage 1", want_stem, stem, unapplied=unapplied,
                    hints={("MaxPooling2D", "pool_size"): "MaxPooling2D((3, 3), strides=(2, 2))."})
     if extras:
         location, item = extras[0]
         _fail(context, f"unexpected {_format_item(item)} after {_where(location)}: "
                        "the residual blocks of stages 2 to 5 follow each other directly.")
     _compare_stages(context, want_stages, stages)
-    _compare_items(context, "head (after stage 5)", want_head, head,
+    _compare_items(context, "head (after stage 5)", want_head, head, unapplied=unapplied,
                    hints={("AveragePooling2D", "pool_size"): "AveragePooling2D((2, 2)).",
                           ("Dense", "units"): "the output has one unit per class: Dense(classes, ...)."})
     output_shape = tuple(model.outputs[0].shape)
@@ -852,13 +1005,19 @@ def check_resnet50(target, case):
         _fail(context, f"the model has {params:,} parameters, expected {expected['params']:,}.")
     problem = _bn_training_problem(items, covered)
     if problem is not None:
-        where, name, training = problem
+        location, name, training, item = problem
         effect = (" As it is, model(X) normalizes each image with the statistics of its batch."
                   if training is True else "")
-        _fail(context, f"BatchNormalization is hard-wired to training={training} ({where}, layer '{name}'): "
-                       f"call the blocks with training=None (do not hard-code training=True) so that "
-                       f"BatchNormalization follows the model's mode: batch statistics in fit(), "
-                       f"moving statistics in predict() and model(X).{effect}")
+        if location[1]:  # inside a residual block: set by the block's `training` argument
+            default = ("\n  Leaving `training` out of a block call means training=True (the block's default)."
+                       if training is True else "")
+            example = f", e.g. {_block_call(item)}" if item[0] in _BLOCK_NAMES else ""
+            fix = f"\n  Pass training=None to every block{example},"
+        else:
+            default, fix = "", "\n  Call it without training, BatchNormalization(axis=3)(X),"
+        _fail(context, f"BatchNormalization is hard-wired to training={training} ({_where(location)}, layer "
+                       f"'{name}').{effect}{default}{fix} so that BatchNormalization follows the model's mode: "
+                       "batch statistics in fit(), moving statistics in predict() and model(X).")
     _check_inference_mode(context, model, tuple(args["input_shape"]))
 
 

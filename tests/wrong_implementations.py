@@ -33,7 +33,7 @@ def block(X, f, filters, s, training, initializer, *, projection,
           add_shortcut=True, shortcut_bn=True, relu_before_add=False, relu_after_add=True,
           middle_padding="same", stride_on_middle=False, bn_axis=3, forward_training=True,
           hard_training=None, kernel_initializer="called", seed=0, swap_f2_f3=False, shortcut_first=False,
-          merge="Add", relu="Activation", kernel_as_tuple=False, pointwise_padding="valid"):
+          merge="Add", relu="Activation", kernel_as_tuple=False, pointwise_padding="valid", unapplied=None):
     """A residual block with optional mistakes; projection=True makes it a convolutional block.
 
     add_shortcut / shortcut_bn / relu_before_add / relu_after_add: which of those layers exist;
@@ -42,7 +42,8 @@ def block(X, f, filters, s, training, initializer, *, projection,
     kernel_initializer: "called" (initializer(seed=seed)), "class" (the class itself) or "glorot";
     shortcut_first: the order of Add's inputs (either order is right);
     merge, relu, kernel_as_tuple, pointwise_padding: equivalent ways of writing the same block
-    (see MERGES and RELUS; kernel_size=(f, f) instead of f; padding of the 1x1 CONVs).
+    (see MERGES and RELUS; kernel_size=(f, f) instead of f; padding of the 1x1 CONVs);
+    unapplied: a layer written but whose output is dropped (no `X =`): "second_bn", "add" or "relu_after_add".
     """
     F1, F2, F3 = filters
     if swap_f2_f3:
@@ -68,7 +69,12 @@ def block(X, f, filters, s, training, initializer, *, projection,
 
     first_stride, middle_stride = (1, s) if stride_on_middle else (s, 1)
     X = activation(batch_norm(conv(X, F1, 1, first_stride)))
-    X = activation(batch_norm(conv(X, F2, f, middle_stride, middle_padding)))
+    X = conv(X, F2, f, middle_stride, middle_padding)
+    if unapplied == "second_bn":
+        batch_norm(X)  # the learner's `BatchNormalization(axis=3)(X, training=training)` without `X =`
+    else:
+        X = batch_norm(X)
+    X = activation(X)
     X = batch_norm(conv(X, F3, 1, 1))
     if relu_before_add:
         X = activation(X)
@@ -77,9 +83,11 @@ def block(X, f, filters, s, training, initializer, *, projection,
         if shortcut_bn:
             X_shortcut = batch_norm(X_shortcut)
     if add_shortcut:
-        X = MERGES[merge](*((X_shortcut, X) if shortcut_first else (X, X_shortcut)))
+        added = MERGES[merge](*((X_shortcut, X) if shortcut_first else (X, X_shortcut)))
+        X = X if unapplied == "add" else added
     if relu_after_add:
-        X = activation(X)
+        activated = activation(X)
+        X = X if unapplied == "relu_after_add" else activated
     return X
 
 
@@ -120,23 +128,32 @@ def resnet50(input_shape=(64, 64, 3), classes=6, *, stage_blocks=(3, 4, 6, 3),
              stage_filters=((64, 64, 256), (128, 128, 512), (256, 256, 1024), (512, 512, 2048)),
              stage_strides=(1, 2, 2, 2), block_training=None, zero_padding=True, max_pool=True,
              stem_bias=True, head="average", softmax=True, separate_softmax=None,
-             identity_block=reference.identity_block):
-    """The assignment's ResNet50 (reference blocks unless told otherwise) with optional mistakes."""
+             identity_block=reference.identity_block, identity_filters=None):
+    """The assignment's ResNet50 (reference blocks unless told otherwise) with optional mistakes.
+
+    identity_filters: {stage number: filters} passed to that stage's identity blocks instead of the
+    stage's filters; zero_padding="unapplied": ZeroPadding2D applied, then the Conv2D applied to the
+    input; head="average_unapplied": AveragePooling2D((2, 2))(X) written without `X =`.
+    """
     X_input = Input(input_shape)
     X = ZeroPadding2D((3, 3))(X_input) if zero_padding else X_input
-    X = Conv2D(64, (7, 7), strides=(2, 2), use_bias=stem_bias, kernel_initializer=glorot_uniform(seed=0))(X)
+    conv_input = X_input if zero_padding == "unapplied" else X
+    X = Conv2D(64, (7, 7), strides=(2, 2), use_bias=stem_bias, kernel_initializer=glorot_uniform(seed=0))(conv_input)
     X = BatchNormalization(axis=3)(X)
     X = Activation("relu")(X)
     if max_pool:
         X = MaxPooling2D((3, 3), strides=(2, 2))(X)
     # block_training="default" calls the blocks without training=..., i.e. with their default True.
     training = {} if block_training == "default" else {"training": block_training}
-    for blocks, filters, s in zip(stage_blocks, stage_filters, stage_strides):
+    for stage, (blocks, filters, s) in enumerate(zip(stage_blocks, stage_filters, stage_strides), start=2):
         X = reference.convolutional_block(X, f=3, filters=list(filters), s=s, **training)
         for _ in range(blocks - 1):
-            X = identity_block(X, 3, list(filters), **training)
+            X = identity_block(X, 3, list((identity_filters or {}).get(stage, filters)), **training)
     if head == "average":
         X = Flatten()(AveragePooling2D((2, 2))(X))
+    elif head == "average_unapplied":
+        AveragePooling2D((2, 2))(X)  # the learner's line without `X =`
+        X = Flatten()(X)
     elif head == "max":
         X = Flatten()(MaxPooling2D((2, 2))(X))
     elif head == "global":
@@ -213,6 +230,14 @@ WRONG_IMPLEMENTATIONS = [
      "main path layer 4 (Conv2D, named"),
     ("identity_returns_none", "identity_block", identity_block_returning_none,
      "returned None: end the function with `return X`"),
+    # Layers written but whose output the next layer does not take (no `X =`).
+    ("identity_add_not_applied", "identity_block", identity_block_variant(unapplied="add"),
+     "Add is not applied: the next layer does not take its output"),
+    ("identity_relu_after_add_not_applied", "identity_block", identity_block_variant(unapplied="relu_after_add"),
+     "Activation('relu') after the Add is not applied: the block returns the Add's output"),
+    ("identity_batch_norm_not_applied", "identity_block", identity_block_variant(unapplied="second_bn"),
+     "BatchNormalization(axis=3) in main path is not applied: the next layer does not take its output"
+     "; main path layer 5 (Activation('relu')) takes the tensor before it"),
     # convolutional_block
     ("convolutional_stride_on_middle_conv", "convolutional_block", convolutional_block_variant(stride_on_middle=True),
      "the stride s goes on the first 1x1 CONV"),
@@ -233,7 +258,29 @@ WRONG_IMPLEMENTATIONS = [
      resnet50_variant(stage_filters=((64, 64, 256), (128, 128, 256), (256, 256, 1024), (512, 512, 2048))),
      "stage 3, block 1 (convolutional block): filters=(128, 128, 256), expected filters=(128, 128, 512)"),
     ("resnet50_blocks_in_training_mode", "ResNet50", resnet50_variant(block_training="default"),
+     "Leaving `training` out of a block call means training=True (the block's default)"),
+    ("resnet50_blocks_with_training_true", "ResNet50", resnet50_variant(block_training=True),
      "BatchNormalization is hard-wired to training=True (stage 2, block 1"),
+    # An identity block must output the channels it receives: Keras's Add raises on the others.
+    ("resnet50_stage3_identity_filters_of_stage4", "ResNet50",
+     resnet50_variant(identity_filters={3: (256, 256, 1024)}),
+     "stage 3, block 2 (identity block) is called with filters [256, 256, 1024]: an identity block must "
+     "output the channels it receives (512): its last filter count must be 512"),
+    ("resnet50_stage5_identity_filters_of_stage4", "ResNet50",
+     resnet50_variant(identity_filters={5: (256, 256, 1024)}),
+     "stage 5, block 2 (identity block) is called with filters [256, 256, 1024]: an identity block must "
+     "output the channels it receives (2048): its last filter count must be 2048"),
+    ("resnet50_stage3_convolutional_filters_wrong", "ResNet50",
+     resnet50_variant(stage_filters=((64, 64, 256), (128, 128, 256), (256, 256, 1024), (512, 512, 2048)),
+                      identity_filters={3: (128, 128, 512)}),
+     "stage 3, block 1 (convolutional block): filters=(128, 128, 256), expected filters=(128, 128, 512)\n"
+     "  (this is why stage 3, block 2 (identity block) raised ValueError"),
+    ("resnet50_average_pooling_not_applied", "ResNet50", resnet50_variant(head="average_unapplied"),
+     "AveragePooling2D(pool_size=(2, 2), strides=(2, 2), padding='valid') in head (after stage 5) is not applied: "
+     "the next layer does not take its output; head (after stage 5) layer 1 (Flatten) takes the tensor before it"),
+    ("resnet50_zero_padding_not_applied", "ResNet50", resnet50_variant(zero_padding="unapplied"),
+     "ZeroPadding2D(padding=((3, 3), (3, 3))) in stage 1 is not applied: the next layer does not take its "
+     "output; stage 1 layer 1 (Conv2D) takes the tensor before it"),
     ("resnet50_no_max_pool", "ResNet50", resnet50_variant(max_pool=False),
      "missing MaxPooling2D(pool_size=(3, 3), strides=(2, 2), padding='valid') after stage 1 layer 4"),
     ("resnet50_no_zero_padding", "ResNet50", resnet50_variant(zero_padding=False),
