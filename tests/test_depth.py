@@ -1,0 +1,151 @@
+"""python -m resnet_course.depth at a tiny size: a few steps on a tiny generated CIFAR-10 folder,
+the JSON and figures it writes, --resume, and its one-line errors."""
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from resnet_course import cifar10, depth
+from resnet_course.cifar10 import CLASS_NAMES
+from resnet_course.paths import ROOT
+
+
+@pytest.fixture(autouse=True)
+def no_cache_in_the_repository(tmp_path_factory, monkeypatch):
+    """Decodes of the generated folder are cached in a temporary folder."""
+    monkeypatch.setattr(cifar10, "DEFAULT_CACHE_DIR", tmp_path_factory.getbasetemp() / "cache")
+
+
+@pytest.fixture(scope="module")
+def tiny_cifar(tmp_path_factory):
+    """train/<class>/ 8 images and test/<class>/ 2 images per class, one colour per class."""
+    root = tmp_path_factory.mktemp("cifar") / "CIFAR-10-images"
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 8), ("test", 2)):
+        for label, name in enumerate(CLASS_NAMES):
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            colour = np.array([label * 25, 255 - label * 25, (label * 80) % 256])
+            for i in range(count):
+                image = np.clip(colour + rng.integers(-40, 40, (32, 32, 3)), 0, 255)
+                Image.fromarray(image.astype(np.uint8)).save(folder / f"{i:04d}.png")
+    return root
+
+
+def run(argv, capsys):
+    """(exit code, stdout, stderr) of depth.main(argv)."""
+    try:
+        code = depth.main([str(a) for a in argv])
+    except SystemExit as exit_:
+        code = exit_.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def error_line(code, err):
+    assert code not in (0, None)
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if "error:" in line]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def tiny_args(tiny_cifar, tmp_path, iterations):
+    return ["--dataset", tiny_cifar, "--models", "plain20", "resnet20",
+            "--iterations", iterations, "--eval-every", 2, "--batch-size", 8,
+            "--test-size", 10, "--out", tmp_path / "run", "--figures", tmp_path / "figures"]
+
+
+def test_tiny_run_writes_the_json_and_figures_and_resumes(tiny_cifar, tmp_path, capsys):
+    code, out, err = run(tiny_args(tiny_cifar, tmp_path, 2), capsys)
+    assert code == 0, err
+    assert "iteration 2/2" in out and "left in all" in out  # progress with the time left
+
+    # an existing run is not overwritten by accident
+    line = error_line(*run(tiny_args(tiny_cifar, tmp_path, 2), capsys)[::2])
+    assert "--resume" in line
+
+    # --resume continues every net from its checkpoint, here for one more window
+    code, out, err = run([*tiny_args(tiny_cifar, tmp_path, 4), "--resume"], capsys)
+    assert code == 0, err
+    assert "iterations 3-4" in out
+
+    figures = tmp_path / "figures"
+    results = json.loads((figures / depth.RESULTS_JSON).read_text())
+    assert results["settings"]["iterations"] == 4
+    assert results["settings"]["models"] == ["plain20", "resnet20"]
+    assert results["machine"]["simd"] and results["machine"]["tensorflow"]
+    assert results["wall_seconds"] > 0 and results["train_seconds"] > 0
+    assert results["paper"]["test_error_percent"] == {"resnet20": 8.75, "resnet56": 6.97}
+    assert set(results["nets"]) == {"plain20", "resnet20"}
+    for name, net in results["nets"].items():
+        assert net["plain"] == (name == "plain20")
+        assert net["iterations"] == 4
+        assert len(net["conv_layers"]) == 19  # ResNet-20: 19 convs + the dense layer
+        assert net["train_curve"]["iteration"] == [2, 4]
+        assert all(0 <= e <= 1 for e in net["train_curve"]["error"])
+        assert net["test_curve"]["iteration"] == [0, 2, 4]  # initialisation, then each window
+        assert all(0 <= e <= 1 for e in net["test_curve"]["error"])
+        assert net["final_test_error"] == net["test_curve"]["error"][-1]
+        # at initialisation and at the end of each window that was due (both runs' plans)
+        assert set(net["gradient_norms"]) == {"0", "2", "4"}
+        for norms in net["gradient_norms"].values():
+            assert len(norms) == 19 and all(n > 0 and math.isfinite(n) for n in norms)
+        assert net["seconds_per_iteration"] > 0
+    for name in (depth.CURVES_FIGURE, depth.GRADIENTS_FIGURE):
+        with Image.open(figures / name) as image:
+            assert image.format == "PNG" and image.width > 800 and image.height > 300
+
+
+def test_gradient_points_and_defaults():
+    s = depth.Settings()
+    assert (s.iterations, s.batch_size, s.eval_every, s.precision) == (500, 128, 50, "float32")
+    assert s.models == ("plain20", "plain56", "resnet20", "resnet56")
+    assert s.gradient_iterations() == [0, 50, 250, 500]
+    assert depth.Settings(iterations=4, eval_every=2).gradient_iterations() == [0, 2, 4]
+
+
+def test_findings_compare_each_deeper_net_with_the_shallower_one():
+    def net(label, plain, convs, train, test):
+        return {"label": label, "plain": plain, "conv_layers": ["c"] * convs,
+                "final_train_error": train, "final_test_error": test}
+    nets = {"plain20": net("plain-20", True, 19, 0.30, 0.32),
+            "plain56": net("plain-56", True, 55, 0.40, 0.41),
+            "resnet20": net("ResNet-20", False, 19, 0.25, 0.28),
+            "resnet56": net("ResNet-56", False, 55, 0.20, 0.24)}
+    assert depth.findings(nets) == [
+        "plain-56 ends with higher train error than plain-20: 40.0% against 30.0%",
+        "plain-56 ends with higher test error than plain-20: 41.0% against 32.0%",
+        "ResNet-56 ends with lower train error than ResNet-20: 20.0% against 25.0%",
+        "ResNet-56 ends with lower test error than ResNet-20: 24.0% against 28.0%"]
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--iterations", "10", "--eval-every", "3"], "must divide"),
+    (["--models", "plain20", "resnet21"], "Unknown model name"),
+    (["--iterations", "0"], "at least 1"),
+])
+def test_bad_settings_are_one_line_errors(argv, words, capsys, tmp_path):
+    line = error_line(*run([*argv, "--out", tmp_path / "run"], capsys)[::2])
+    assert words in line
+
+
+def test_help_lists_every_option_with_its_default_without_tensorflow():
+    code = ("import sys, runpy; sys.argv = ['depth', '--help']\n"
+            "try:\n    runpy.run_module('resnet_course.depth', run_name='__main__')\n"
+            "except SystemExit:\n    pass\n"
+            "assert 'tensorflow' not in sys.modules, 'TensorFlow loaded for --help'\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    for action in depth.build_parser()._actions:
+        for option in action.option_strings:
+            assert option in text
+        if action.dest != "help":
+            assert "default" in " ".join(action.help.split()), action.dest
+    assert "He et al. (2015)" in text
