@@ -109,11 +109,14 @@ def test_a_cell_that_catches_the_interrupt_is_interrupted_again():
     assert namespace["caught"] is True and "not_reached" not in namespace and namespace["after"] == 1
 
 
-def test_no_timer_or_handler_is_left_behind():
-    before = signal.getsignal(signal.SIGALRM)
-    run("x = 1\n", "raise KeyError('k')\n", seconds=2)
+def test_no_timer_handler_or_main_module_is_left_behind():
+    before, main = signal.getsignal(signal.SIGALRM), sys.modules["__main__"]
+    results, _ = run("import __main__\nmain_is_the_namespace = __main__.x if (x := 1) else 0\n", "raise KeyError('k')\n",
+                     seconds=2)
+    assert results[0]["status"] == "ok"  # inside, __main__ is the cells' namespace, as in a kernel
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
     assert signal.getsignal(signal.SIGALRM) is before
+    assert sys.modules["__main__"] is main
 
 
 def test_the_namespace_given_is_the_one_the_cells_use():

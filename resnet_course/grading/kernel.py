@@ -246,9 +246,12 @@ def run_cells(cells, namespace, cell_seconds):
     skipped magics and shell commands, or None); seconds. Uses SIGALRM / ITIMER_REAL while it runs:
     call it from the main thread.
     """
-    shell = _shell(namespace)
+    main = sys.modules.get("__main__")
+    shell = _shell(namespace)  # makes `namespace` the __main__ module while the cells run, as a kernel does
     numbered = {}
     try:
         return [_run_one(shell, label, source, cell_seconds, numbered) for label, source in cells]
     finally:
         sys.stdout.flush()
+        if main is not None:  # the caller's own __main__ again
+            sys.modules["__main__"] = main
