@@ -1,12 +1,16 @@
-"""The robustness batch (issue 12, item 7): one submission per way a course's submissions go wrong.
+"""The robustness batch (issue 12, item 7; issue 18): one submission per way a course's submissions go wrong.
 
-`batch_cases(...)` gives {student: (notebook bytes, expected)} for tests/test_grading_batch.py, built
-with tests/grading_submissions.py. `expected` is the reason the result must give (or its start, for
+`batch_cases(...)` gives {student: (notebook bytes, expected[, file name])} for tests/test_grading_batch.py,
+built with tests/grading_submissions.py, joined by the hostile submissions of
+tests/grading_cases_trust.py (`trust_cases()`) and the Jupyter-semantics cases of
+tests/grading_cases_jupyter.py (`jupyter_cases()`) where those modules exist. A file name, when
+given, is what the notebook is called in the submission folder (default ResNet50.ipynb). `expected` is the reason the result must give (or its start, for
 limits whose figure is in the message) and the points per graded cell. The probes that reach for
 instructor files, another submission, the gradebook or the network report what they reached in the
 convolutional_block check's message ("... raised AssertionError: reached []": nothing), so that cell
 and ResNet50's (which calls convolutional_block) earn 0.
 """
+import importlib
 from dataclasses import dataclass
 
 from tests import grading_submissions as submissions
@@ -22,6 +26,7 @@ class Expected:
     reason: str | None  # the result's reason must start with this (None: graded normally)
     points: dict  # grade_id -> points
     message: str | None = None  # how every failed cell's message ends, where that is known
+    contains: str | None = None  # a text every failed cell's message holds, where that is known
 
 
 def probe(reads=(), writes=(), connect=None):
@@ -50,11 +55,37 @@ MONKEYPATCH = ("import public_tests\n"
                "public_tests.identity_block_test = lambda *a, **k: print('All tests passed!')\n")
 
 
+# Writes 64 MiB blocks without end before defining identity_block: the sandbox's writable space fills
+# up, the cell raises OSError (ENOSPC) and identity_block is never defined.
+ENDLESS_WRITER = ("block = b'x' * (64 * 2**20)\n"
+                  "with open('filler', 'wb') as filler:\n"
+                  "    while True:\n"
+                  "        filler.write(block)\n"
+                  "        filler.flush()\n")
+
+
+def endless_writer():
+    return submissions.with_cell_source(
+        "identity_block", ENDLESS_WRITER + "\n" + submissions.reference_source("identity_block"))
+
+
+def other_cases(module, function):
+    """{student: case} of tests/<module>.py's `function()`, or {} while that module does not exist."""
+    try:
+        cases = getattr(importlib.import_module(f"tests.{module}"), function)
+    except ModuleNotFoundError as error:
+        if error.name != f"tests.{module}":
+            raise
+        return {}
+    return cases()
+
+
 def batch_cases(source_notebook, other_submission, gradebook, listener, limits):
-    """{student: (notebook bytes, Expected)}: 18 submissions; `listener` is a (host, port) that must
-    never be reached; `limits` the batch's Limits (their figures appear in the reasons)."""
+    """{student: (notebook bytes, Expected[, file name])}: the submissions below and those of the trust and
+    Jupyter cases; `listener` is a (host, port) that must never be reached; `limits` the batch's Limits
+    (their figures appear in the reasons)."""
     memory = f"memory limit ({limits.memory_bytes / 2**30:g} GiB)"
-    return {
+    own = {
         "correct": (submissions.correct(), Expected(None, FULL)),
         **{f"wrong-{name}": (submissions.wrong(name), Expected(None, {**FULL, test: 0.0}))
            for name, test in submissions.TEST_CELLS.items()},
@@ -82,4 +113,10 @@ def batch_cases(source_notebook, other_submission, gradebook, listener, limits):
         "sys-exit": (submissions.cheat("identity_block", "import sys\nsys.exit(0)\n"), Expected(None, NOTHING)),
         "os-exit": (submissions.cheat("identity_block", "import os\nos._exit(0)\n"),
                     Expected("kernel died", NOTHING)),
+        # ResNet50 calls identity_block, so its cell fails with it.
+        "endless-writer": (endless_writer(), Expected(None, {**FULL, "identity_block_test": 0.0, "ResNet50_test": 0.0})),
     }
+    cases = {**other_cases("grading_cases_trust", "trust_cases"), **other_cases("grading_cases_jupyter", "jupyter_cases")}
+    clash = sorted(set(cases) & set(own))
+    assert not clash, f"students named twice in the batch: {clash}"
+    return {**own, **cases}

@@ -1,24 +1,34 @@
 """Grades a folder of submissions in parallel on Dask distributed; the client alone records results.
 
-Submissions are in nbgrader's layout, <folder>/<student>/<assignment>/<assignment>.ipynb. Workers run
-the pure per-submission step (submission.grade_submission) on a LocalCluster (one single-threaded
-worker process per core) or on an existing cluster given its scheduler address. As each result
-arrives, the client writes the autograded notebook, appends the result to the journal (fsync'd),
-then records it in the gradebook. A rerun after a kill fills the gradebook from the journal and
-grades only what the journal lacks: nothing is lost, nothing graded twice.
+Submissions are in nbgrader's layout, <folder>/<student>/<assignment>/<assignment>.ipynb (or the
+folder's only notebook under another name, noted). Before anything is graded, a preflight proves
+the sandbox starts on this machine (on each worker of a remote cluster), or the run stops with one
+line saying what is missing. Workers run the pure per-submission step (submission.grade_submission)
+on a LocalCluster (one single-threaded worker process per core) or on an existing cluster given its
+scheduler address. As each result arrives, the client writes the autograded notebook, appends the
+result to the journal (fsync'd), then records it in the gradebook. An outcome the student did not
+cause (a GradingFault, a lost worker, any grader error) is an error of the run: reported in the
+summary and the exit status, never journaled nor written to the gradebook, so a rerun grades it.
+A rerun after a kill fills the gradebook from the journal and grades only what the journal lacks
+with the same settings: nothing is lost, nothing graded twice.
 """
 import contextlib
 import logging
 import os
 import sys
-from dataclasses import dataclass
+import threading
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import nbformat
 from distributed import Client, LocalCluster, as_completed
 
 from resnet_course import paths
 from resnet_course.grading import gradebook as nbgrader_records
-from resnet_course.grading.journal import Journal, material_digest, submission_key, to_record
+from resnet_course.grading import sandbox
+from resnet_course.grading.journal import Journal, settings_digest, submission_key, to_record
+from resnet_course.grading.notebook import SubmissionNotFound, find_notebook
 from resnet_course.grading.submission import (CellResult, Limits, SubmissionResult, feedback_notebook,
                                               grade_submission, load_material)
 
@@ -29,47 +39,100 @@ JOURNAL_NAME = "grading_journal.jsonl"
 class Submission:
     student: str
     folder: Path  # <submissions>/<student>/<assignment>
-    notebook: bytes
+    notebook: bytes  # the file's bytes (empty when there is none)
     key: str
+    note: str | None = None  # e.g. which file was graded when it is not <assignment>.ipynb
+    not_found: str | None = None  # why there is nothing to grade (SubmissionNotFound's reason)
 
 
-def find_submissions(submissions_dir, assignment, digest):
-    """Every <student>/<assignment>/ folder, in student order; a missing notebook reads as empty."""
+def find_submissions(submissions_dir, assignment, settings):
+    """Every <student>/<assignment>/ folder, in student order, with the notebook find_notebook picks."""
     submissions_dir = Path(submissions_dir)
     if not submissions_dir.is_dir():
         raise FileNotFoundError(f"{submissions_dir}: no such folder of submissions "
                                 f"(expected <folder>/<student>/{assignment}/{assignment}.ipynb)")
     found = []
-    for folder in sorted(submissions_dir.glob(f"*/{assignment}")):
-        notebook_path = folder / f"{assignment}.ipynb"
-        notebook = notebook_path.read_bytes() if notebook_path.is_file() else b""
+    for folder in sorted(path for path in submissions_dir.glob(f"*/{assignment}") if path.is_dir()):
         student = folder.parent.name
-        found.append(Submission(student, folder, notebook, submission_key(student, notebook, digest)))
+        try:
+            path, note = find_notebook(folder, assignment)
+        except SubmissionNotFound as error:
+            found.append(Submission(student, folder, b"", submission_key(student, b"", settings, f"\0{error}"),
+                                    not_found=str(error)))
+            continue
+        notebook = path.read_bytes()
+        found.append(Submission(student, folder, notebook, submission_key(student, notebook, settings, path.name),
+                                note))
     return found
 
 
-def grader_error(submission, material, error):
-    """A zero for a submission the grader itself failed on (not journaled: a rerun grades it again)."""
-    reason = f"grader error: {type(error).__name__}: {error}".splitlines()[0][:300]
+def zero_result(student, material, reason):
+    """Zero points on every graded cell for `reason`, with its feedback notebook."""
     cells = tuple(CellResult(g.grade_id, 0.0, g.points, reason) for g in material.graded)
-    return SubmissionResult(submission.student, reason, cells, 0.0, feedback_notebook(None, material, cells, reason))
+    return SubmissionResult(student, reason, cells, 0.0, feedback_notebook(None, material, cells, reason))
+
+
+def with_note(result, note):
+    """The result with `note` as a first Markdown cell of its feedback notebook (None: unchanged)."""
+    if note is None:
+        return result
+    notebook = nbformat.reads(result.feedback_notebook, as_version=4)
+    notebook.cells.insert(0, nbformat.v4.new_markdown_cell(f"**Grading note:** {note}"))
+    return replace(result, feedback_notebook=nbformat.writes(notebook))
+
+
+def grade_task(grade, student, notebook, material, limits, note):
+    """What a worker runs for one submission: the grading step, with the client's note in its feedback."""
+    return with_note(grade(student, notebook, material, limits), note)
+
+
+def fault_message(error):
+    """One line for an outcome the student did not cause (the exception a worker's task ended with)."""
+    kind = type(error).__name__
+    text = str(error).strip().splitlines()[0][:300] if str(error).strip() else ""
+    if kind == "GradingFault":
+        return f"grading fault: {text}"
+    if kind == "KilledWorker":
+        return "a grading worker was lost (its process died) while grading this submission"
+    return f"grader error: {kind}: {text}" if text else f"grader error: {kind}"
+
+
+def _duration(seconds):
+    seconds = max(0, round(seconds))
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
 
 
 class Progress:
-    """`graded 7/20 [#######.............] 1 zero` on stderr: redrawn in place on a terminal, one line
-    per result otherwise (logs)."""
+    """`graded 7/20 [#######.............] 1 zero, 0 errors, about 1 min 05 s left` on stderr:
+    redrawn in place on a terminal, one line per result otherwise (logs). The time left is the rate
+    of the submissions graded in this run so far times the number left (journal replays are instant)."""
 
     WIDTH = 20
 
     def __init__(self, total, stream=None):
         self.total, self.stream = total, stream or sys.stderr
         self.in_place = self.stream.isatty()
+        self.started, self.done_at_start = None, 0
 
-    def show(self, done, zeros):
+    def start_grading(self, done):
+        """Grading (not replaying) starts now, with `done` submissions already recorded."""
+        self.started, self.done_at_start = time.monotonic(), done
+
+    def time_left(self, done):
+        graded = done - self.done_at_start
+        if done >= self.total:
+            return "done"
+        if self.started is None or graded <= 0:
+            return "time left: estimating"
+        rate = (time.monotonic() - self.started) / graded
+        return f"about {_duration(rate * (self.total - done))} left"
+
+    def show(self, done, zeros, errors=0):
         filled = self.WIDTH * done // max(self.total, 1)
         line = (f"graded {done}/{self.total} [{'#' * filled}{'.' * (self.WIDTH - filled)}] "
-                f"{zeros} zero{'' if zeros == 1 else 's'}")
-        self.stream.write(f"\r{line}" if self.in_place else f"{line}\n")
+                f"{zeros} zero{'' if zeros == 1 else 's'}, {errors} error{'' if errors == 1 else 's'}, "
+                f"{self.time_left(done)}")
+        self.stream.write(f"\r{line}\033[K" if self.in_place else f"{line}\n")
         if self.in_place and done == self.total:
             self.stream.write("\n")
         self.stream.flush()
@@ -80,76 +143,147 @@ def points(record):
 
 
 def why(record):
-    """The reason for a zero, else the graded cells that lost points (empty for full marks)."""
+    """The reason for a zero, else the graded cells that lost points (empty for full marks); then the note."""
+    if record.get("error"):
+        return record["error"]
     if record["reason"]:
-        return record["reason"].splitlines()[0][:100]
-    lost = [cell["grade_id"] for cell in record["cells"] if cell["points"] < cell["max_points"]]
-    return f"failed: {', '.join(lost)}" if lost else ""
+        text = record["reason"].splitlines()[0][:100]
+    else:
+        lost = [cell["grade_id"] for cell in record["cells"] if cell["points"] < cell["max_points"]]
+        text = f"failed: {', '.join(lost)}" if lost else ""
+    note = record.get("note")
+    return f"{text} ({note})" if text and note else text or (note or "")
 
 
 def summary_table(records):
-    """student, score and reason of every record, one line each, aligned."""
+    """student, score and reason of every record (or the error that left it ungraded), one line each, aligned."""
     rows = [("student", "score", "reason")]
     for record in sorted(records, key=lambda r: r["student"]):
+        if record.get("error"):
+            rows.append((record["student"], "-", why(record)))
+            continue
         total = sum(cell["max_points"] for cell in record["cells"])
         rows.append((record["student"], f"{points(record):g}/{total:g}", why(record)))
     widths = [max(len(row[i]) for row in rows) for i in range(2)]
     return "\n".join(f"{row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]}".rstrip() for row in rows)
 
 
+def _preflight_limits(limits):
+    return limits.memory_bytes, limits.max_processes, getattr(limits, "disk_bytes", sandbox.DEFAULT_DISK_BYTES)
+
+
+def _worker_preflight(memory_bytes, max_processes, disk_bytes):
+    """preflight() on a worker: its notes, or the SandboxUnavailable message prefixed with "error:"."""
+    try:
+        return sandbox.preflight(memory_bytes, max_processes, disk_bytes)
+    except sandbox.SandboxUnavailable as error:
+        return [f"error: {error}"]
+
+
+def _check_workers(client, limits):
+    """The preflight on every worker of a running cluster; SandboxUnavailable naming the first that fails."""
+    results = client.run(_worker_preflight, *_preflight_limits(limits))
+    for worker, notes in sorted(results.items()):
+        failed = [note for note in notes if note.startswith("error: ")]
+        if failed:
+            raise sandbox.SandboxUnavailable(f"on worker {worker}: {failed[0][len('error: '):]}")
+    return sorted({note for notes in results.values() for note in notes})
+
+
 @contextlib.contextmanager
-def dask_client(scheduler, workers):
-    """A Client of the cluster at `scheduler`, or of a new LocalCluster: `workers` single-threaded
-    worker processes (one per core by default), closed on leaving."""
+def dask_client(scheduler, workers, limits, check_sandbox=True, notes=None):
+    """A Client of the cluster at `scheduler`, or of a new LocalCluster (`workers` single-threaded worker
+    processes, one per core by default), closed on leaving; with `check_sandbox`, only once the sandbox
+    preflight passed here (local) or on every worker (remote): else SandboxUnavailable. Preflight notes
+    (e.g. the cgroup fallback) are appended to `notes`."""
+    notes = [] if notes is None else notes
     if scheduler:
         with Client(scheduler) as client:
+            if check_sandbox:
+                notes += _check_workers(client, limits)
             yield client
         return
+    outcome = {}
+    if check_sandbox:
+        sandbox.bwrap_path()  # at once: no cluster is started on a machine without bubblewrap
+
+        def run_preflight():
+            try:
+                outcome["notes"] = sandbox.preflight(*_preflight_limits(limits))
+            except Exception as error:  # noqa: BLE001 - reported by the client thread below
+                outcome["error"] = error
+        # The preflight (a sandbox importing Keras) runs while the cluster starts: nothing is graded before it passes.
+        thread = threading.Thread(target=run_preflight, daemon=True)
+        thread.start()
     with LocalCluster(n_workers=workers or os.cpu_count(), threads_per_worker=1, processes=True,
                       dashboard_address=None, silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+        if check_sandbox:
+            thread.join()
+            if "error" in outcome:
+                raise outcome["error"]
+            notes += outcome["notes"]
         yield client
 
 
 def grade_folder(submissions_dir, course_dir=paths.INSTRUCTOR_DIR, scheduler=None, workers=None,
-                 limits=Limits(), source_notebook=paths.SOURCE_NOTEBOOK, stream=None):
-    """Grades every submission not yet in the journal; returns a record per submission (student order)."""
+                 limits=Limits(), source_notebook=paths.SOURCE_NOTEBOOK, stream=None, grade=grade_submission,
+                 check_sandbox=True, notes=None):
+    """Grades every submission not yet in the journal with these settings; returns a record per submission
+    (student order): the journal's record, or {"student", "error"} for one left ungraded by a fault.
+
+    `grade` is the per-submission step (grade_submission; tests pass a stand-in). Raises
+    SandboxUnavailable, before anything is recorded, when the sandbox does not start here.
+    """
     course_dir = Path(course_dir)
     material = load_material(source_notebook=source_notebook)
-    submissions = find_submissions(submissions_dir, material.assignment, material_digest(material))
+    submissions = find_submissions(submissions_dir, material.assignment, settings_digest(material, limits))
     journal = Journal(course_dir / JOURNAL_NAME)
     progress = Progress(len(submissions), stream)
-    records = {}
-    with nbgrader_records.open_gradebook(course_dir) as gradebook:
+    todo = [s for s in submissions if s.key not in journal.records and s.not_found is None]
+    records, errors = {}, {}
+    with contextlib.ExitStack() as stack:
+        client = stack.enter_context(dask_client(scheduler, workers, limits, check_sandbox, notes)) if todo else None
+        gradebook = stack.enter_context(nbgrader_records.open_gradebook(course_dir))
         nbgrader_records.register_assignment(gradebook, material)
+
+        def show():
+            progress.show(len(records) + len(errors), sum(1 for r in records.values() if points(r) == 0),
+                          len(errors))
 
         def record(submission, result_record):
             timestamp = nbgrader_records.read_timestamp(submission.folder)
             nbgrader_records.record_result(gradebook, material, result_record, timestamp)
             records[submission.student] = result_record
-            progress.show(len(records), sum(1 for r in records.values() if points(r) == 0))
+            show()
 
-        todo = []
+        def final(submission, result):
+            """A final grade: autograded notebook, journal (durably), then the gradebook."""
+            nbgrader_records.write_autograded(course_dir, material, submission.student, result.feedback_notebook,
+                                              submission.folder)
+            result_record = to_record(submission.key, result, submission.note)
+            journal.append(result_record)
+            record(submission, result_record)
+
         for submission in submissions:
             if submission.key in journal.records:
                 record(submission, journal.records[submission.key])
-            else:
-                todo.append(submission)
+            elif submission.not_found is not None:
+                final(submission, zero_result(submission.student, material, submission.not_found))
         if todo:
-            with dask_client(scheduler, workers) as client:
-                shared_material = client.scatter(material, broadcast=True)
-                futures = {client.submit(grade_submission, s.student, s.notebook, shared_material, limits,
-                                         key=f"grade-{s.key}", pure=False): s for s in todo}
-                for future in as_completed(futures):
-                    submission = futures.pop(future)
-                    try:
-                        result = future.result()
-                        journaled = True
-                    except Exception as error:  # noqa: BLE001 - a worker lost, a task failed: recorded
-                        result, journaled = grader_error(submission, material, error), False
-                    nbgrader_records.write_autograded(course_dir, material, submission.student,
-                                                      result.feedback_notebook, submission.folder)
-                    result_record = to_record(submission.key, result)
-                    if journaled:
-                        journal.append(result_record)
-                    record(submission, result_record)
-    return [records[s.student] for s in submissions]
+            progress.start_grading(len(records))
+            shared_material = client.scatter(material, broadcast=True)
+            futures = {client.submit(grade_task, grade, s.student, s.notebook, shared_material, limits, s.note,
+                                     key=f"grade-{s.key}", pure=False): s for s in todo}
+            for future in as_completed(futures):
+                submission = futures.pop(future)
+                try:
+                    result = future.result()
+                except Exception as error:  # noqa: BLE001 - not the student's doing: reported, not recorded
+                    errors[submission.student] = fault_message(error)
+                    show()
+                    continue
+                final(submission, result)
+    sandbox.sweep_leftovers()  # the local workers are gone now: what they left (if killed) goes too
+    ungraded = [{"student": student, "error": message} for student, message in errors.items()]
+    by_student = {**records, **{record["student"]: record for record in ungraded}}
+    return [by_student[s.student] for s in submissions]

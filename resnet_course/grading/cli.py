@@ -4,15 +4,20 @@
     .venv/bin/python -m resnet_course.grading subs/ --workers 8
     .venv/bin/python -m resnet_course.grading --scheduler tcp://head:8786
 
-Writes the course folder's gradebook.db, autograded/ and grading_journal.jsonl (rerun to resume).
+Writes the course folder's gradebook.db, autograded/ and grading_journal.jsonl (rerun to resume, or
+with other limits to grade again). Exit status: 0 when every submission got a final grade; 1 when
+some could not be graded (the summary names them; rerun to grade them); 2 when the grading sandbox
+does not start on this machine (one line says what is missing), with nothing recorded.
 """
 import argparse
+import dataclasses
 import signal
 import sys
 from pathlib import Path
 
 from resnet_course import paths
 from resnet_course.grading.batch import grade_folder, points, summary_table
+from resnet_course.grading.sandbox import SandboxUnavailable, sweep_leftovers
 from resnet_course.grading.submission import Limits
 
 
@@ -38,13 +43,26 @@ def parse_args(argv=None):
     parser.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://head:8786 "
                                             "(default: a local cluster)")
     parser.add_argument("--workers", type=positive(int), help="local worker processes (default: one per core)")
-    parser.add_argument("--timeout", type=positive(float), default=defaults.wall_seconds,
-                        help="wall-clock seconds per submission (default: %(default)g)")
+    parser.add_argument("--timeout", type=positive(float), default=getattr(defaults, "cell_seconds", 40.0),
+                        help="seconds per cell, as nbgrader's --ExecutePreprocessor.timeout: a cell that runs "
+                             "longer is interrupted (default: %(default)g)")
     parser.add_argument("--memory-gib", type=positive(float), default=defaults.memory_bytes / 2**30,
-                        help="memory limit per submission in GiB (default: %(default)g)")
+                        help="memory limit per submission in GiB, its writable space included (default: %(default)g)")
     parser.add_argument("--max-processes", type=positive(int), default=defaults.max_processes,
                         help="process limit per submission (default: %(default)d)")
+    parser.add_argument("--disk-mib", type=positive(int), default=getattr(defaults, "disk_bytes", 512 * 2**20) // 2**20,
+                        help="size of a submission's writable space in MiB, held in memory (default: %(default)d)")
     return parser.parse_args(argv)
+
+
+def limits_of(args):
+    """The Limits the options ask for (the rest at their defaults)."""
+    wanted = {"cell_seconds": args.timeout, "memory_bytes": int(args.memory_gib * 2**30),
+              "max_processes": args.max_processes, "disk_bytes": args.disk_mib * 2**20}
+    fields = {field.name for field in dataclasses.fields(Limits)}
+    if "cell_seconds" not in fields:  # a Limits without per-cell limits: the whole run's clock
+        wanted["wall_seconds"] = wanted.pop("cell_seconds")
+    return dataclasses.replace(Limits(), **{name: value for name, value in wanted.items() if name in fields})
 
 
 def _stop(signum, frame):
@@ -57,17 +75,29 @@ def main(argv=None):
     source = args.source or course_dir / "source" / paths.ASSIGNMENT / f"{paths.ASSIGNMENT}.ipynb"
     if not source.is_file():
         sys.exit(f"error: {source}: no source notebook")
-    limits = Limits(wall_seconds=args.timeout, memory_bytes=int(args.memory_gib * 2**30),
-                    max_processes=args.max_processes)
     signal.signal(signal.SIGTERM, _stop)
+    sweep_leftovers()  # scratch folders and cgroups of graders that were killed
+    notes = []
     try:
         records = grade_folder(args.submissions or course_dir / "submitted", course_dir, args.scheduler,
-                               args.workers, limits, source)
+                               args.workers, limits_of(args), source, notes=notes)
+    except SandboxUnavailable as error:
+        print(f"error: cannot grade: {error}", file=sys.stderr)
+        return 2
     except FileNotFoundError as error:
         sys.exit(f"error: {error}")
     except KeyboardInterrupt:
         sys.exit("interrupted: rerun the same command to grade the rest (what is graded is kept)")
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
     print(summary_table(records))
-    zeros = sum(1 for record in records if points(record) == 0)
-    print(f"{len(records)} submissions, {zeros} with zero points; gradebook: {course_dir / 'gradebook.db'}")
-    return 1 if any(record["reason"].startswith("grader error") for record in records if record["reason"]) else 0
+    errors = [record for record in records if record.get("error")]
+    zeros = sum(1 for record in records if not record.get("error") and points(record) == 0)
+    print(f"{len(records)} submissions: {len(records) - len(errors)} graded ({zeros} with zero points), "
+          f"{len(errors)} not graded; gradebook: {course_dir / 'gradebook.db'}")
+    if errors:
+        print(f"{len(errors)} submission{'s' if len(errors) > 1 else ''} could not be graded (not the students' "
+              f"doing, nothing recorded): rerun the same command to grade {'them' if len(errors) > 1 else 'it'}",
+              file=sys.stderr)
+        return 1
+    return 0

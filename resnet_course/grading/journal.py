@@ -1,34 +1,62 @@
 """The grader's journal: one JSON line per graded submission, fsync'd as each result arrives.
 
-A line is keyed by the student, the sha256 of the notebook they submitted and a digest of the grading
-material, so a rerun skips exactly what was graded (and regrades a submission, or a whole batch,
-whose notebook or tests changed since). The journal is what makes a
-killed grader resume with nothing lost and nothing graded twice; the gradebook is filled from it.
-A line cut short by a kill is ignored (its submission is graded again).
+A line is keyed by the student, the sha256 of the file they submitted (its name and bytes) and a
+digest of the settings that decide a result (`settings_digest`: the limits and the checks version,
+i.e. the grading material, the grading code that runs the student's cells, judges and scores them,
+and resnet_checks.py), so a rerun skips exactly what was graded with the same settings, and grades
+again a submission whose notebook changed, or a whole batch whose tests, checks or limits changed
+(a larger `--timeout` grades the timed-out submissions again instead of replaying them).
+
+Only final grades are journaled: an outcome the student did not cause (the sandbox did not start, a
+worker was lost, a grader error) never is, so a rerun grades it. The journal is what makes a killed
+grader resume with nothing lost and nothing graded twice; the gradebook is filled from it. A line
+cut short by a kill is ignored (its submission is graded again).
 """
 import hashlib
 import json
 import os
 import pickle
 from dataclasses import asdict
+from pathlib import Path
 
+from resnet_course import paths
 from resnet_course.grading.submission import CellResult
 
-
-def submission_key(student, notebook_bytes, material_digest):
-    """The student, the sha256 of their notebook and the grading material's digest (new tests: regraded)."""
-    return f"{student}:{hashlib.sha256(notebook_bytes).hexdigest()}:{material_digest}"
-
-
-def material_digest(material):
-    """A short digest of what grading depends on (the tests, the packages cell, the learner modules)."""
-    return hashlib.sha256(pickle.dumps(material, protocol=4)).hexdigest()[:16]
+GRADING_DIR = Path(__file__).resolve().parent
+# The code that decides a result (what runs in the sandbox, which cells, the judge, the scores, the
+# sandbox's mounts); the client-side modules that only record results are not in it.
+CHECKS_SOURCES = tuple(GRADING_DIR / name for name in (
+    "producer.py", "runner.py", "kernel.py", "judge.py", "notebook.py", "submission.py", "sandbox.py")) + (
+    paths.ROOT / "resnet_checks.py",)
 
 
-def to_record(key, result):
+def checks_version(material):
+    """A digest of what the checks are: the grading material (tests, hidden cases, packages cell, learner
+    modules) and the source of CHECKS_SOURCES that exist."""
+    digest = hashlib.sha256(pickle.dumps(material, protocol=4))
+    for path in CHECKS_SOURCES:
+        if path.is_file():
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def settings_digest(material, limits):
+    """A short digest of everything that decides a result besides the submission: the checks version
+    and the limits (`dataclasses.asdict(limits)`)."""
+    settings = {"checks": checks_version(material), "limits": asdict(limits)}
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def submission_key(student, notebook_bytes, settings, file_name=""):
+    """The student, the sha256 of their file (name and bytes) and the settings' digest."""
+    content = hashlib.sha256(file_name.encode() + b"\0" + notebook_bytes).hexdigest()
+    return f"{student}:{content}:{settings}"
+
+
+def to_record(key, result, note=None):
     """The journal line's content for a SubmissionResult (everything but the feedback notebook)."""
     return {"key": key, "student": result.student, "reason": result.reason, "seconds": result.seconds,
-            "cells": [asdict(cell) for cell in result.cells]}
+            "note": note, "cells": [asdict(cell) for cell in result.cells]}
 
 
 def cells_of(record):
