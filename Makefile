@@ -61,8 +61,12 @@ lab: setup
 
 # Grades every submission in SUBMISSIONS (nbgrader's layout <folder>/<student>/ResNet50/ResNet50.ipynb),
 # each in a bubblewrap sandbox, in parallel on Dask; writes instructor/gradebook.db and autograded/.
+# Installs bubblewrap where it is missing (the grader itself stops with one line without it).
+# GRADE_OPTIONS: the grader's options, e.g. GRADE_OPTIONS="--timeout 60 --workers 4" (see --help).
 SUBMISSIONS ?= instructor/submitted
-grade: setup system-packages
+grade: setup
+	@command -v bwrap >/dev/null 2>&1 || { echo "installing Debian package: bubblewrap"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; }
 	$(PY) -m resnet_course.grading $(SUBMISSIONS) $(GRADE_OPTIONS)
 
 # Regenerates the expected values in check_cases.py and the hidden tests' cases.
