@@ -34,7 +34,7 @@ from resnet_course.grading import submission as grading_submission
 from resnet_course.grading.batch import JOURNAL_NAME
 from resnet_course.grading.cli import limits_of, parse_args
 from tests import grading_submissions as submissions
-from tests.grading_batch_cases import FULL, PROBE_MESSAGE, batch_cases
+from tests.grading_batch_cases import FULL, NOTHING, PROBE_MESSAGE, Expected, batch_cases
 
 # The batch's options, as an instructor passes them: --timeout is per cell, as in nbgrader.
 OPTIONS = ("--workers", "2", "--timeout", "40", "--memory-gib", "2", "--max-processes", "64")
@@ -53,10 +53,12 @@ def make_course(folder):
     return folder
 
 
-def submit(course, student, notebook, file_name=f"{paths.ASSIGNMENT}.ipynb"):
+def submit(course, student, notebook, file_names=f"{paths.ASSIGNMENT}.ipynb"):
+    """The notebook in the student's submission folder under `file_names` (one name, or several: copies)."""
     folder = course / "submitted" / student / paths.ASSIGNMENT
     folder.mkdir(parents=True)
-    (folder / file_name).write_bytes(notebook)
+    for file_name in [file_names] if isinstance(file_names, str) else file_names:
+        (folder / file_name).write_bytes(notebook)
     return folder / file_name
 
 
@@ -142,6 +144,9 @@ def batch(tmp_path_factory):
     other = course / "submitted" / "correct" / paths.ASSIGNMENT / f"{paths.ASSIGNMENT}.ipynb"
     cases = batch_cases(course / "source" / paths.ASSIGNMENT / paths.SOURCE_NOTEBOOK.name, other,
                         course / "gradebook.db", listener.address, LIMITS)
+    cases["several-notebooks"] = (submissions.correct(), Expected(
+        f"no {paths.ASSIGNMENT}.ipynb and 2 other notebooks in the submission folder", NOTHING),
+        ("copy 1.ipynb", "copy 2.ipynb"))
     submitted = {student: submit(course, student, *case[:1], *case[2:]) for student, case in cases.items()}
     # (the course's copy of the source notebook: the repository's may be edited while the tests run)
     before = {path: sha256(path) for path in [*submitted.values(),

@@ -182,7 +182,11 @@ def _worker_preflight(memory_bytes, max_processes, disk_bytes):
 
 def _check_workers(client, limits):
     """The preflight on every worker of a running cluster; SandboxUnavailable naming the first that fails."""
-    results = client.run(_worker_preflight, *_preflight_limits(limits))
+    workers = sorted(client.scheduler_info()["workers"])
+    # as tasks pinned to each worker (its thread pool), not client.run (which would block its event loop)
+    futures = [client.submit(_worker_preflight, *_preflight_limits(limits), workers=[worker],
+                             allow_other_workers=False, pure=False, key=f"preflight-{worker}") for worker in workers]
+    results = dict(zip(workers, client.gather(futures)))
     for worker, notes in sorted(results.items()):
         failed = [note for note in notes if note.startswith("error: ")]
         if failed:
