@@ -1,15 +1,21 @@
-"""No unearned points (issue 12, item 5): each cheat of a student's kernel earns nothing.
+"""No unearned points: each cheat of a student's code earns nothing, and hidden tests stay hidden.
 
 Every cheating submission leaves identity_block unimplemented (it returns its input) and tries to
-get its 3 points anyway; the graded checks run in a fresh interpreter in the sandbox, from the
-source notebook's tests, with the check machinery verified before and after student code.
+get its 3 points anyway. Student code runs only in the producer (the sandbox), whose output is data;
+the judge rebuilds the models and runs the source notebook's checks itself (docs/GRADING.md). So
+patching the checks, numpy or builtins inside the sandbox changes nothing the judge uses, and the
+forgers of tests/grading_cases_trust.py, which write records straight to the grader's channel (found
+through gc, or by writing to every descriptor), earn nothing either.
 """
+import nbconvert
+import nbformat
 import pytest
 
 from resnet_course.grading.submission import Limits, grade_submission, load_material
+from tests import grading_cases_trust as trust
 from tests import grading_submissions as submissions
 
-LIMITS = Limits(wall_seconds=60)
+LIMITS = Limits(cell_seconds=30, wall_seconds=120)
 FAKE_PASS = 'print("\\033[92mAll tests passed!\\033[0m")'
 
 CHEATS = {
@@ -47,20 +53,13 @@ def points(result):
     return {cell.grade_id: cell.points for cell in result.cells}
 
 
-TAMPERING = {"monkeypatch public_tests", "monkeypatch the check module", "patch a check's code",
-             "monkeypatch numpy.testing", "sys.excepthook swallows errors", "builtins patched"}
-
-
 @pytest.mark.parametrize("name", CHEATS)
 def test_cheat_earns_nothing(material, name):
     result = grade_submission(name, submissions.cheat("identity_block", CHEATS[name]), material, LIMITS)
     identity = next(cell for cell in result.cells if cell.grade_id == "identity_block_test")
     assert identity.points == 0 and "All tests passed!" not in identity.message
-    if name in TAMPERING:
-        assert result.reason.startswith("tampering: ") and result.reason.endswith(("replaced", "added"))
-        assert identity.message == result.reason
-    else:
-        assert result.reason is None  # graded normally: the function is simply not implemented
+    assert result.reason is None  # graded normally: the function is simply not implemented
+    assert result.points == 0
 
 
 def test_edited_test_cell_is_ignored(material):
@@ -82,3 +81,23 @@ def test_os_exit_ends_with_a_recorded_zero(material):
                               material, LIMITS)
     assert result.reason == "kernel died (exit code 0)"
     assert sum(points(result).values()) == 0
+
+
+@pytest.mark.parametrize("name", ["trust-forger-gc", "trust-forger-token"])
+def test_forged_records_earn_nothing(material, name):
+    """Both forgers scored 10/10 against the runner that ran the checks beside student code."""
+    notebook, expected = trust.trust_cases()[name][:2]
+    result = grade_submission(name, notebook, material, LIMITS)
+    assert points(result) == expected.points and result.reason is None
+    assert all("All tests passed!" not in cell.message for cell in result.cells)
+
+
+def test_leaker_sees_no_hidden_case(material):
+    """Asking for the hidden cases early and writing them into every message leaks nothing: not in the
+    results, the feedback notebook or the HTML nbgrader's generate_feedback would make of it."""
+    notebook, expected = trust.trust_cases()["trust-leaker"][:2]
+    result = grade_submission("leaker", notebook, material, LIMITS)
+    assert points(result) == expected.points
+    html, _ = nbconvert.HTMLExporter().from_notebook_node(nbformat.reads(result.feedback_notebook, as_version=4))
+    for text in [result.feedback_notebook, html, *(cell.message for cell in result.cells)]:
+        assert [marker for marker in trust.LEAK_MARKERS if marker in text] == []

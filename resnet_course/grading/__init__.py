@@ -1,6 +1,8 @@
-"""Grading the course's submissions: one sandboxed, cheat-proof grading step per submission.
+"""Grading the course's submissions: student code runs only in a sandbox, verdicts come only from a judge.
 
-`submission.grade_submission` (notebook bytes in, SubmissionResult out) is the pure per-submission
-step; `sandbox` runs it in bubblewrap with limits; `runner` is the stand-alone script that runs the
-checks inside the sandbox in a fresh interpreter.
+`submission.grade_submission` (notebook bytes in, SubmissionResult out) is the per-submission step;
+`notebook` finds the student's cells, `sandbox` runs `producer` (a stand-alone script that runs those
+cells with `kernel` and sends the Keras models the student's functions build, as data) in bubblewrap
+with limits, and `judge` validates and rebuilds those models in the grader's process and runs the
+course's checks on them. docs/GRADING.md states the trust model.
 """

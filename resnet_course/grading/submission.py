@@ -1,17 +1,18 @@
 """Grades one submission: notebook bytes in, a SubmissionResult out (what a Dask worker calls).
 
 The grading material (graded cells with their hidden parts, the pristine packages cell and learner
-modules) is read once from the source notebook by `load_material`. `grade_submission` takes the
-student's solution cells (and any code cells they added before the tests) from the submission,
-runs them with the pristine packages cell in a fresh interpreter in a bubblewrap sandbox
-(runner.py) and scores each graded cell from the runner's result channel. The tests come from the
-source notebook, never from the submission, so edited or deleted test cells change nothing; the
-notebook's training and everything after the tests are never run.
+modules) is read once from the source notebook by `load_material`. `grade_submission` finds the
+student's code cells (notebook.student_code), runs them in a bubblewrap sandbox (producer.py, a
+fresh interpreter with the pristine packages cell; each cell as a Jupyter kernel runs it, with its
+own time limit) and asks it for the models the student's functions build, for the public cases'
+arguments first and the hidden cases' arguments afterwards. The judge (judge.py, in this process)
+rebuilds those models itself and runs the course's checks on them; only its verdicts and messages
+reach the result and the feedback. The tests come from the source notebook, never from the
+submission; the hidden cases' expected values never enter the sandbox. See docs/GRADING.md.
 """
 import ast
 import json
 import queue
-import secrets
 import shutil
 import sys
 import tempfile
@@ -23,23 +24,47 @@ from pathlib import Path
 import nbformat
 
 from resnet_course import paths
+from resnet_course.grading import judge, sandbox
+from resnet_course.grading.notebook import InvalidNotebook, parse_notebook, student_code  # noqa: F401 (re-exported)
 from resnet_course.grading.sandbox import SANDBOX_DIR, Sandbox
 
 HIDDEN_BEGIN = "### BEGIN HIDDEN TESTS"
 HIDDEN_END = "### END HIDDEN TESTS"
 PACKAGES_CELL = "packages"
-PASSED = "All tests passed!"
-HIDDEN_FAILED = "Failed the hidden tests."
-RUNNER = Path(__file__).with_name("runner.py")
-_MAX_RECORD = 1 << 20  # longest result line read from the sandbox
+PASSED = judge.PASSED
+HIDDEN_FAILED = judge.HIDDEN_FAILED
+PRODUCER = Path(__file__).with_name("producer.py")
+KERNEL = Path(__file__).with_name("kernel.py")
+MAX_RECORD = 8 * 2**20  # longest record line read from the sandbox (producer.MAX_RECORD); longer ones are dropped
+MAX_RUN_SECONDS = 3600.0  # cap of the derived whole-run limit
+RUN_OVERHEAD_SECONDS = 240.0  # starting the producer (TensorFlow), the packages cell, building the models
 _STDERR_TAIL = 20_000
+_NO_SPACE = ("No space left on device", "[Errno 28]", "ENOSPC")
+
+
+class GradingFault(RuntimeError):
+    """Grading could not run for a reason the student did not cause (the sandbox did not start, the
+    producer died before its first record, the judge itself failed): not a grade; grade it again."""
 
 
 @dataclass(frozen=True)
 class Limits:
-    wall_seconds: float = 120.0
+    """What one submission may use. `cell_seconds`: per cell, as nbgrader's --timeout (a cell that runs
+    longer is interrupted, the next cells run); `wall_seconds`: the whole sandboxed run, None to derive
+    it from cell_seconds (`run_seconds`); memory and processes of the sandbox; `disk_bytes`: the size of
+    each of its writable tmpfs (its working folder and /tmp)."""
+    cell_seconds: float = 60.0
     memory_bytes: int = 4 * 2**30
     max_processes: int = 256
+    disk_bytes: int = 512 * 2**20
+    wall_seconds: float | None = None
+
+    def run_seconds(self, cells):
+        """The whole run's limit for `cells` student cells: each cell's limit plus RUN_OVERHEAD_SECONDS (at
+        least two cells' limits) for the rest, capped at MAX_RUN_SECONDS; an explicit wall_seconds wins."""
+        if self.wall_seconds is not None:
+            return float(self.wall_seconds)
+        return min(MAX_RUN_SECONDS, self.cell_seconds * cells + max(RUN_OVERHEAD_SECONDS, 2 * self.cell_seconds))
 
 
 @dataclass(frozen=True)
@@ -149,58 +174,28 @@ def load_material(source_notebook=paths.SOURCE_NOTEBOOK):
 
 
 # ---------------------------------------------------------------------------------------------
-# The submission
+# Running the producer in the sandbox
 # ---------------------------------------------------------------------------------------------
 
-class InvalidNotebook(ValueError):
-    pass
-
-
-def parse_notebook(data):
-    """The submission as an nbformat notebook (InvalidNotebook with a one-line reason)."""
+def _reader(stream, records):
+    """Puts each JSON record of the producer's channel on `records` (None at the end). A line over
+    MAX_RECORD is dropped whole and reported as {"kind": "oversized"}; lines that are not JSON
+    objects are ignored."""
     try:
-        notebook = nbformat.reads(data.decode("utf-8") if isinstance(data, bytes) else data, as_version=4)
-    except Exception as error:  # noqa: BLE001 - JSON, Unicode and nbformat errors alike
-        raise InvalidNotebook(f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
-    if not isinstance(notebook.get("cells"), list):
-        raise InvalidNotebook("no list of cells")
-    return notebook
-
-
-def student_code(notebook, material):
-    """([name, source] of the code to run, in the notebook's order; missing solution grade_ids).
-
-    The code is the solution cells and any code cell the student added (no grade_id) before the
-    last solution or graded cell; locked cells and everything after the tests are not run.
-    """
-    known = set(material.solutions) | {cell.grade_id for cell in material.graded}
-    positions = [i for i, cell in enumerate(notebook.cells) if _grade_id(cell) in known]
-    end = max(positions, default=-1)
-    code, seen = [], set()
-    for index, cell in enumerate(notebook.cells[:end + 1]):
-        grade_id = _grade_id(cell)
-        if cell.get("cell_type") != "code":
-            continue
-        if grade_id in material.solutions and grade_id not in seen:
-            seen.add(grade_id)
-            code.append([grade_id, cell.source])
-        elif grade_id is None:
-            code.append([f"added cell {index}", cell.source])
-    return code, [name for name in material.solutions if name not in seen]
-
-
-# ---------------------------------------------------------------------------------------------
-# Running the sandbox
-# ---------------------------------------------------------------------------------------------
-
-def _reader(stream, token, records):
-    try:
-        for line in iter(lambda: stream.readline(_MAX_RECORD), b""):
+        while True:
+            line = stream.readline(MAX_RECORD + 1)
+            if not line:
+                break
+            if len(line) > MAX_RECORD or not line.endswith(b"\n"):
+                while line and not line.endswith(b"\n"):  # skip the rest of the line without keeping it
+                    line = stream.readline(MAX_RECORD)
+                records.put({"kind": "oversized"})
+                continue
             try:
                 record = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):
                 continue
-            if isinstance(record, dict) and record.get("token") == token:
+            if isinstance(record, dict):
                 records.put(record)
     except (OSError, ValueError):  # the pipe was closed under us: the sandbox is being torn down
         pass
@@ -221,7 +216,7 @@ def _send(stream, payload):
     try:
         stream.write((json.dumps(payload) + "\n").encode())
         stream.flush()
-    except (OSError, ValueError):  # the runner is gone (pipe closed); its end is reported by the records
+    except (OSError, ValueError):  # the producer is gone (pipe closed); its end is reported by the records
         pass
 
 
@@ -231,30 +226,61 @@ def _describe_limit(limit, limits):
     return "process limit"
 
 
-def run_sandboxed(job, hidden, material, limits):
-    """Runs the runner on `job`; ({grade_id: public record}, {grade_id: hidden passed}, reason or None)."""
-    token = secrets.token_hex(16)
-    workdir = Path(tempfile.mkdtemp(prefix="resnet-grading-"))
+@dataclass
+class Run:
+    """What the producer sent, as data: cell results, defined functions, artefacts per phase and call."""
+    cells: list = field(default_factory=list)
+    defined: set = field(default_factory=set)
+    artefacts: dict = field(default_factory=lambda: {"public": {}, "hidden": {}})  # phase -> {call id: artefact}
+    oversized: int = 0
+    reason: str | None = None  # a student-caused end (limit, timeout, death), None when it finished
+
+
+def _scratch_folder():
+    new = getattr(sandbox, "new_scratch_folder", None)
+    return Path(new()) if new else Path(tempfile.mkdtemp(prefix="resnet-grading-"))
+
+
+def run_producer(job, public_calls, hidden_calls, material, limits):
+    """Runs the producer on `job`, sends it the public then the hidden calls ({id: call}); a Run.
+
+    Raises GradingFault when the sandbox did not start or the producer ended before its "ready"
+    record (only the pristine packages cell has run by then: not the student's doing)."""
+    workdir = _scratch_folder()
+    run, ready, phase = Run(), False, None
     try:
         for name, text in {**material.learner_modules, **material.images}.items():
             (workdir / name).write_text(text) if isinstance(text, str) else (workdir / name).write_bytes(text)
-        shutil.copy(RUNNER, workdir / "runner.py")
+        shutil.copy(PRODUCER, workdir / "producer.py")
+        if KERNEL.is_file():
+            shutil.copy(KERNEL, workdir / "kernel.py")
         env = {"HOME": "/tmp", "MPLCONFIGDIR": "/tmp/matplotlib", "MPLBACKEND": "Agg", "PATH": "/usr/bin:/bin",
                "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONHASHSEED": "0"}
         # -E -s (no PYTHON* variables, no user site) but not -I: the script's folder, holding the pristine
         # learner modules, must come first on the import path
-        command = [sys.executable, "-E", "-s", "-B", f"{SANDBOX_DIR}/runner.py"]
-        deadline = time.monotonic() + limits.wall_seconds
-        public, hidden_passed, finished, error = {}, {}, False, None
-        with Sandbox(workdir, command, limits.memory_bytes, limits.max_processes, env) as sandbox:
-            records, stderr_tail = queue.Queue(), []
-            threads = [threading.Thread(target=_reader, args=(sandbox.process.stdout, token, records), daemon=True),
-                       threading.Thread(target=_tail, args=(sandbox.process.stderr, stderr_tail), daemon=True),
-                       threading.Thread(target=_send, args=(sandbox.process.stdin, {"token": token, **job}),
-                                        daemon=True)]
+        command = [sys.executable, "-E", "-s", "-B", f"{SANDBOX_DIR}/producer.py"]
+        deadline = time.monotonic() + limits.run_seconds(len(job["cells"]))
+        stderr_tail = []
+        try:
+            box = Sandbox(workdir, command, limits.memory_bytes, limits.max_processes, env,
+                          disk_bytes=limits.disk_bytes)
+        except (OSError, getattr(sandbox, "SandboxUnavailable", OSError)) as error:
+            raise GradingFault(f"the sandbox did not start: {error}") from error
+        with box:
+            records = queue.Queue()
+            threads = [threading.Thread(target=_reader, args=(box.process.stdout, records), daemon=True),
+                       threading.Thread(target=_tail, args=(box.process.stderr, stderr_tail), daemon=True),
+                       threading.Thread(target=_send, args=(box.process.stdin, job), daemon=True)]
             for thread in threads:
                 thread.start()
-            timed_out = False
+            timed_out, finished = False, False
+
+            def start(name, calls):
+                calls = [{"id": call_id, **call} for call_id, call in calls.items()]
+                threading.Thread(target=_send, args=(box.process.stdin, {"phase": name, "calls": calls}),
+                                 daemon=True).start()
+                return name
+
             while True:
                 try:
                     record = records.get(timeout=max(0.0, deadline - time.monotonic()))
@@ -263,53 +289,100 @@ def run_sandboxed(job, hidden, material, limits):
                     break
                 if record is None:
                     break
-                phase = record.get("phase")
-                if phase == "public" and record.get("grade_id") not in public:
-                    public[record["grade_id"]] = record
-                elif phase == "public-done":
-                    threading.Thread(target=_send, args=(sandbox.process.stdin, {"hidden": hidden}),
-                                     daemon=True).start()
-                elif phase == "hidden":
-                    hidden_passed.setdefault(record.get("grade_id"), record.get("passed") is True)
-                elif phase == "error":
-                    error = str(record.get("message"))[:500]
-                elif phase == "done":
+                kind = record.get("kind")
+                if kind == "oversized":
+                    run.oversized += 1
+                elif not ready:
+                    if kind == "fault":
+                        raise GradingFault(str(record.get("message"))[:500])
+                    ready = kind == "ready"
+                elif kind == "cells" and phase is None:
+                    run.cells = [r for r in record.get("results", []) if isinstance(r, dict)][:10_000]
+                    run.defined = {str(name) for name in record.get("defined", []) if isinstance(name, str)}
+                    phase = start("public", public_calls)
+                elif kind == "artefact" and record.get("phase") == phase and record.get("id") in (
+                        public_calls if phase == "public" else hidden_calls):
+                    run.artefacts[phase].setdefault(record["id"], record.get("artefact"))
+                elif kind == "phase-done" and phase == "public" == record.get("phase"):
+                    # Only now, with every public artefact in hand, do the hidden arguments enter the sandbox.
+                    phase = start("hidden", hidden_calls)
+                elif kind == "done" and phase == "hidden":
                     finished = True
                     break
             if not timed_out and not finished:
                 try:
-                    sandbox.process.wait(timeout=max(0.1, min(5.0, deadline - time.monotonic())))
+                    box.process.wait(timeout=max(0.1, min(5.0, deadline - time.monotonic())))
                 except Exception:  # noqa: BLE001 - still running: killed on leaving the context
                     pass
-            limit = sandbox.limit_hit()
-            returncode = sandbox.process.poll()
+            limit = box.limit_hit()
+            returncode = box.process.poll()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     if limit is not None:
-        return {}, {}, _describe_limit(limit, limits)
-    if timed_out:
-        return {}, {}, f"timeout ({limits.wall_seconds:g} s)"
-    if error is not None:
-        return {}, {}, f"grading failed: {error}"
-    if not finished:
-        return {}, {}, f"kernel died (exit code {returncode})"
-    return public, hidden_passed, None
+        run.reason = _describe_limit(limit, limits)
+    elif timed_out:
+        run.reason = f"timeout ({limits.run_seconds(len(job['cells'])):g} s)"
+    elif not ready:
+        tail = b"".join(stderr_tail).decode(errors="replace").strip().splitlines()[-3:]
+        raise GradingFault(f"the producer ended before its first record (exit code {returncode})"
+                           + (f": {' | '.join(tail)[:500]}" if tail else ""))
+    elif not finished:
+        run.reason = f"kernel died (exit code {returncode})"
+    return run
 
 
 # ---------------------------------------------------------------------------------------------
 # Scores and feedback
 # ---------------------------------------------------------------------------------------------
 
-def _score(graded, public, hidden_passed, missing):
-    lacking = [name for name in graded.needs if name in missing]
-    if lacking:
-        return CellResult(graded.grade_id, 0.0, graded.points, f"cells missing: {', '.join(lacking)}")
-    record = public.get(graded.grade_id)
-    if record is None:
-        return CellResult(graded.grade_id, 0.0, graded.points, "not graded")
-    if record.get("passed") is not True:
-        return CellResult(graded.grade_id, 0.0, graded.points, str(record.get("message"))[:2000])
-    if not hidden_passed.get(graded.grade_id, False):
+def _no_space(text, limits):
+    if text and any(marker in text for marker in _NO_SPACE):
+        return f" (the sandbox's writable space, {limits.disk_bytes / 2**20:g} MiB, is full)"
+    return ""
+
+
+def describe_cell(result, limits):
+    """What happened to a cell that did not run through, in a few words (None when it did)."""
+    status = result.get("status")
+    label = str(result.get("label"))[:200]
+    if status == "interrupted":
+        return f"cell '{label}' ran past its {limits.cell_seconds:g} s limit and was interrupted"
+    if status == "error":
+        line = result.get("line")
+        error = str(result.get("error"))[:700]
+        return (f"cell '{label}' raised {error}" + (f" at {str(line)[:300]}" if line else "")
+                + _no_space(error, limits))
+    if status == "skipped":
+        return f"cell '{label}' was skipped" + (f": {str(result.get('note'))[:300]}" if result.get("note") else "")
+    return None
+
+
+def why_undefined(function, code, run, limits):
+    """Why `function` is not defined after the student's cells ran (one sentence)."""
+    defining = {cell.label for cell in code.cells if function in cell.defines}
+    failed = [describe_cell(r, limits) for r in run.cells
+              if r.get("label") in defining and r.get("status") in ("error", "interrupted", "skipped")]
+    if failed:
+        return f"{function} is not defined: {failed[-1]}"
+    if function in getattr(code, "markdown", ()):
+        return (f"{function} is not defined: its cell is a Markdown cell, not a Code cell, so it does not run "
+                "(change the cell type back to Code)")
+    return f"{function} is not defined: no cell that ran defines it"
+
+
+def _score(exercise, graded, code, run, public, hidden, limits, functions):
+    """The CellResult of one graded cell (the judge's verdicts on the rebuilt models)."""
+    if exercise.function in code.missing:
+        return CellResult(graded.grade_id, 0.0, graded.points, f"cells missing: {exercise.function}")
+    if exercise.function not in run.defined:
+        return CellResult(graded.grade_id, 0.0, graded.points, why_undefined(exercise.function, code, run, limits))
+    message = judge.judge(exercise, exercise.public_cases, public)
+    if message is not None:
+        for other in functions:  # a function the check's target calls may be the one not defined
+            if other not in run.defined and f"name '{other}' is not defined" in message:
+                message += f"\n  ({why_undefined(other, code, run, limits)})"
+        return CellResult(graded.grade_id, 0.0, graded.points, message[:4000])
+    if exercise.hidden_cases and judge.judge(exercise, exercise.hidden_cases, hidden) is not None:
         return CellResult(graded.grade_id, 0.0, graded.points, HIDDEN_FAILED)
     return CellResult(graded.grade_id, graded.points, graded.points, PASSED)
 
@@ -323,11 +396,12 @@ def _feedback_cell(graded, result):
     return cell
 
 
-def feedback_notebook(notebook, material, cells, reason):
+def feedback_notebook(notebook, material, cells, reason, notes=()):
     """The graded notebook: the student's cells, each graded cell as its public line and its result.
 
     Test cells come from the material's public parts (never the hidden ones), whatever the student
-    made of them; a deleted test cell comes back at the end, a duplicated one appears once.
+    made of them; a deleted test cell comes back at the end, a duplicated one appears once. `reason`
+    and `notes` (one line each) head the notebook.
     """
     notebook = notebook if notebook is not None else nbformat.v4.new_notebook()
     results = {cell.grade_id: cell for cell in cells}
@@ -342,33 +416,73 @@ def feedback_notebook(notebook, material, cells, reason):
             placed.add(grade_id)
     kept += [_feedback_cell(graded, results[grade_id]) for grade_id, graded in graded_cells.items()
              if grade_id not in placed]
-    if reason:
-        kept.insert(0, nbformat.v4.new_markdown_cell(f"**Grading:** {reason}"))
+    head = ([f"**Grading:** {reason}"] if reason else []) + [f"**Grading note:** {note}" for note in notes]
+    if head:
+        kept.insert(0, nbformat.v4.new_markdown_cell("\n\n".join(head)))
     notebook.cells = kept
     return nbformat.writes(notebook)
 
 
+def _numbered(calls):
+    """{id: call} with ids 0, 1, ... and {key: id} to find them again."""
+    by_id, ids = {}, {}
+    for key, call in calls.items():
+        ids[key] = len(by_id)
+        by_id[ids[key]] = call
+    return by_id, ids
+
+
+def _artefacts(ids, received):
+    return {key: received[call_id] for key, call_id in ids.items() if isinstance(received.get(call_id), dict)}
+
+
 def grade_submission(student, notebook, material, limits=Limits()):
-    """Grades one submission's notebook bytes; never raises for a bad submission (see module doc)."""
+    """Grades one submission's notebook bytes (see the module doc).
+
+    Never raises for anything in the submission: a bad notebook, a failing cell, a limit hit are
+    results (zero points with their reason). Raises GradingFault for what the student did not cause.
+    """
     start = time.monotonic()
-    parsed, reason, public, hidden_passed, missing = None, None, {}, {}, []
+    parsed, reason, code, notes, cells = None, None, None, [], None
     try:
         parsed = parse_notebook(notebook)
     except InvalidNotebook as error:
         reason = f"invalid notebook: {error}"
     if parsed is not None:
-        code, missing = student_code(parsed, material)
-        graded = [g for g in material.graded if not set(g.needs) & set(missing)]
-        job = {"packages": material.packages, "solutions": code,
-               "graded": [[g.grade_id, g.public] for g in graded],
-               "learner_modules": sorted(material.learner_modules)}
-        hidden = {g.grade_id: g.hidden for g in graded}
-        public, hidden_passed, reason = run_sandboxed(job, hidden, material, limits)
-    if reason is None:
-        cells = tuple(_score(g, public, hidden_passed, missing) for g in material.graded)
-        tampering = next((c.message for c in cells if c.message.startswith("tampering: ")), None)
-        reason = tampering or (f"cells missing: {', '.join(missing)}" if missing else None)
-    else:
+        try:
+            exercises = judge.exercises(material)
+        except Exception as error:  # noqa: BLE001 - the grading material, not the submission
+            raise GradingFault(f"the judge cannot read the grading material: {error}") from error
+        code = student_code(parsed, material)
+        notes += list(code.notes)
+        wanted = [e for e in exercises if e.function not in code.missing]
+        public_calls, public_ids, hidden_calls, hidden_ids = {}, {}, {}, {}
+        for exercise in wanted:
+            public_calls.update(judge.calls(exercise, exercise.public_cases))
+            hidden_calls.update(judge.calls(exercise, exercise.hidden_cases))
+        public_by_id, public_ids = _numbered(public_calls)
+        hidden_by_id, hidden_ids = _numbered(hidden_calls)
+        job = {"packages": material.packages, "cells": [[cell.label, cell.source] for cell in code.cells],
+               "functions": sorted({e.function for e in exercises}), "cell_seconds": limits.cell_seconds}
+        run = run_producer(job, public_by_id, hidden_by_id, material, limits)
+        reason = run.reason
+        if reason is None:
+            notes += [text for text in (describe_cell(r, limits) for r in run.cells) if text]
+            notes += [str(r.get("note"))[:300] for r in run.cells if r.get("note") and r.get("status") == "ok"]
+            if run.oversized:
+                notes.append(f"{run.oversized} record(s) from the sandbox were over the {MAX_RECORD // 2**20} MiB "
+                             "limit and were dropped")
+            public = _artefacts(public_ids, run.artefacts["public"])
+            hidden = _artefacts(hidden_ids, run.artefacts["hidden"])
+            graded_cells = {graded.grade_id: graded for graded in material.graded}
+            try:
+                cells = tuple(_score(e, graded_cells[e.grade_id], code, run, public, hidden, limits, job["functions"])
+                              for e in exercises)
+            except Exception as error:  # noqa: BLE001 - the judge's own failure is never a grade
+                raise GradingFault(f"the judge failed: {type(error).__name__}: {error}") from error
+            if code.missing:
+                reason = f"cells missing: {', '.join(code.missing)}"
+    if cells is None:
         cells = tuple(CellResult(g.grade_id, 0.0, g.points, reason) for g in material.graded)
-    feedback = feedback_notebook(parsed, material, cells, reason)
+    feedback = feedback_notebook(parsed, material, cells, reason, notes)
     return SubmissionResult(student, reason, cells, round(time.monotonic() - start, 3), feedback)

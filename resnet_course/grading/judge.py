@@ -1,0 +1,429 @@
+"""The judge: turns what the producer sent (data) into verdicts, without running any student code.
+
+It runs in the grader's process. For each graded exercise it asks the producer (producer.py, in the
+sandbox) for the calls the checks will make (`calls`), receives one artefact per call, validates
+each model config (`validate`: size, depth, only Keras's own layer, initializer and op classes, the
+checks' FixedInitializer; a Lambda, a custom class or a `module` outside Keras is refused and never
+loaded), bounds what rebuilding it would allocate (`bound`: parameters and activations counted on
+a stateless build, before any weight exists), then rebuilds it with Keras's safe mode: the weights
+come from the initializers the config names, so no number from the producer is trusted.
+
+The verdict comes from the course's own checks (`resnet_checks.check_identity_block`,
+`check_convolutional_block`, `check_resnet50`, as the learner's public_tests.py runs them) called
+with a `Replay` target: called as the check calls the student's function, it returns the rebuilt
+model applied to the check's input (or re-raises / returns the recorded outcome), so the messages
+are those the learner sees in the notebook. Public cases come from check_cases.py, hidden cases from
+the `HIDDEN_CASES = [...]` literal of the source notebook's hidden test cells (read with
+ast.literal_eval, never executed); hidden results are pass/fail only.
+"""
+import ast
+import copy
+import json
+import re
+import traceback
+from dataclasses import dataclass
+
+from resnet_course import tf_environment
+
+# The checks' expected values were computed with these TensorFlow settings (make expected); they must be
+# in the environment before TensorFlow loads in this process.
+tf_environment.apply_defaults()
+
+PASSED = "All tests passed!"
+HIDDEN_FAILED = "Failed the hidden tests."
+MAX_DEPTH = 64  # nesting of a model config (ResNet50's is about 12)
+MAX_OBJECTS = 20_000  # serialized objects (layers, initializers, tensors...) in one config
+MAX_PARAMS = 100_000_000  # parameters of a rebuilt model (ResNet50: 23.6 M)
+MAX_ACTIVATIONS = 2**25  # elements of all layer outputs per example (ResNet50 at 96x96: ~6 M)
+
+# The learner's public test function -> (check function, public cases) in resnet_checks / check_cases.
+PUBLIC_TESTS = {"identity_block_test": ("check_identity_block", "IDENTITY_BLOCK_CASES"),
+                "convolutional_block_test": ("check_convolutional_block", "CONVOLUTIONAL_BLOCK_CASES"),
+                "ResNet50_test": ("check_resnet50", "RESNET50_CASES")}
+BLOCK_CHECKS = ("check_identity_block", "check_convolutional_block")
+
+# What a model config may name: Keras's own classes that compute from their config alone (no file,
+# no code, no function argument), by (module, class_name).
+_LAYERS = {
+    "InputLayer", "Conv1D", "Conv2D", "Conv3D", "DepthwiseConv2D", "SeparableConv2D", "Conv2DTranspose",
+    "BatchNormalization", "LayerNormalization", "GroupNormalization", "Activation", "ReLU", "LeakyReLU",
+    "PReLU", "ELU", "Softmax", "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate",
+    "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D", "Cropping2D", "UpSampling2D", "MaxPooling1D",
+    "MaxPooling2D", "MaxPooling3D", "AveragePooling1D", "AveragePooling2D", "AveragePooling3D",
+    "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "Flatten",
+    "Reshape", "Permute", "Dense", "Dropout", "SpatialDropout2D", "GaussianNoise", "Identity"}
+_OPS = {  # keras.ops functions applied to symbolic tensors become these operations in a config
+    "keras.src.ops.numpy": {"Add", "Subtract", "Multiply", "Divide", "TrueDivide", "Maximum", "Minimum",
+                            "Negative", "Abs", "Square", "Sqrt", "Exp", "Log", "Tanh", "Concatenate", "Reshape",
+                            "Transpose", "Mean", "Sum", "Max", "Min", "Clip", "ExpandDims", "Squeeze"},
+    "keras.src.ops.nn": {"Relu", "Relu6", "Sigmoid", "Softmax", "LeakyRelu", "Elu", "Selu", "Gelu", "Silu",
+                         "Softplus", "HardSigmoid"},
+}
+_INITIALIZERS = {"Constant", "GlorotNormal", "GlorotUniform", "HeNormal", "HeUniform", "LecunNormal",
+                 "LecunUniform", "Ones", "Zeros", "RandomNormal", "RandomUniform", "TruncatedNormal",
+                 "VarianceScaling", "Orthogonal", "OrthogonalInitializer", "Identity", "IdentityInitializer"}
+_ALLOWED = {
+    ("keras.layers", name) for name in _LAYERS} | {
+    ("keras.initializers", name) for name in _INITIALIZERS} | {
+    ("keras.regularizers", name) for name in ("L1", "L2", "L1L2", "OrthogonalRegularizer")} | {
+    ("keras.constraints", name) for name in ("MaxNorm", "MinMaxNorm", "NonNeg", "UnitNorm")} | {
+    (module, name) for module, names in _OPS.items() for name in names} | {
+    ("keras", "DTypePolicy"), ("keras", "FloatDTypePolicy"),
+    ("keras.src.models.functional", "Functional"), ("keras", "Functional"), ("keras", "Sequential"),
+    ("keras.src.models.sequential", "Sequential"),
+    ("resnet_checks", "FixedInitializer"),  # the checks' own initializer: resolved to the judge's class
+}
+_DATA = {"__keras_tensor__", "__tuple__"}  # serialized values, not classes
+_FUNCTION_MODULES = ("keras.activations", "keras.src.activations.activations")
+
+
+class Refused(BaseException):
+    """An artefact grading does not load or did not receive; the message is the check's failure text.
+
+    A BaseException so that it passes through the checks' own handling of the learner's errors (which
+    catches Exception) to the judge, which reports it as the failed case's message."""
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """One graded test cell: the function it checks, the check, its public and hidden cases."""
+    grade_id: str
+    function: str
+    check: str  # a check function's name in resnet_checks
+    public_cases: tuple
+    hidden_cases: tuple
+
+
+def _hidden_cases(hidden_source):
+    """(check name, target name, cases) of a hidden test region: the HIDDEN_CASES literal, read not run."""
+    tree = ast.parse(hidden_source)
+    cases, check, target = (), None, None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "HIDDEN_CASES"
+                                                for t in node.targets):
+            cases = tuple(ast.literal_eval(node.value))
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id.startswith("check_")
+                and node.args and isinstance(node.args[0], ast.Name)):
+            check, target = node.func.id, node.args[0].id
+    return check, target, cases
+
+
+def exercises(material):
+    """The Exercise of each graded cell of the material (ValueError naming a cell the judge cannot read)."""
+    import check_cases
+
+    found = []
+    for graded in material.graded:
+        call = ast.parse(graded.public).body
+        if not (call and isinstance(call[0], ast.Expr) and isinstance(call[0].value, ast.Call)
+                and getattr(call[0].value.func, "id", None) in PUBLIC_TESTS and call[0].value.args):
+            raise ValueError(f"graded cell {graded.grade_id!r}: its public part is not a call of "
+                             f"one of {', '.join(PUBLIC_TESTS)}")
+        check, cases_name = PUBLIC_TESTS[call[0].value.func.id]
+        function = call[0].value.args[0].id
+        hidden_check, hidden_target, hidden = _hidden_cases(graded.hidden) if graded.hidden else (check, function, ())
+        if (hidden_check, hidden_target) != (check, function):
+            raise ValueError(f"graded cell {graded.grade_id!r}: its hidden part checks "
+                             f"{hidden_target} with {hidden_check}, its public part {function} with {check}")
+        found.append(Exercise(graded.grade_id, function, check, tuple(getattr(check_cases, cases_name)), hidden))
+    return tuple(found)
+
+
+# ---------------------------------------------------------------------------------------------
+# Calls: what the producer must build for the checks
+# ---------------------------------------------------------------------------------------------
+
+def _key(function, input_shape, args, training=None, initializer=None):
+    shape = tuple(input_shape) if input_shape is not None else None
+    return json.dumps([function, shape, args, training, initializer], sort_keys=True, default=list)
+
+
+def calls(exercise, cases):
+    """The producer calls (dicts without "id") the check of `exercise` makes on `cases`, deduplicated.
+
+    A block's check calls it on a symbolic input (training=False, the first output record's
+    initializer) and eagerly once per (initializer, training) of the case's output records; the
+    producer builds each of them on a symbolic keras.Input, the judge applies it to the eager input."""
+    found = {}
+    for case in cases:
+        args = dict(case["args"])
+        if exercise.check in BLOCK_CHECKS:
+            records = case.get("expected", {}).get("outputs", [])
+            runs = [(records[0]["initializer"] if records else "wave", False)]
+            runs += [(record["initializer"], record["training"]) for record in records]
+            for initializer, training in runs:
+                shape = list(case["input"]["shape"][1:])
+                call = {"function": exercise.function, "input_shape": shape, "args": args,
+                        "training": training, "initializer": initializer}
+                found.setdefault(_key(exercise.function, shape, args, training, initializer), call)
+        else:
+            found.setdefault(_key(exercise.function, None, args), {"function": exercise.function, "args": args})
+    return found
+
+
+# ---------------------------------------------------------------------------------------------
+# Validating and rebuilding a model config
+# ---------------------------------------------------------------------------------------------
+
+def validate(config):
+    """None when the config names only what grading loads, else why not (one sentence)."""
+    if not isinstance(config, dict) or config.get("class_name") not in ("Functional", "Sequential"):
+        return "it is not a Keras functional model"
+    stack, objects = [(config, 1)], 0
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return f"its description is nested more than {MAX_DEPTH} levels deep"
+        if isinstance(value, dict):
+            objects += 1
+            if objects > MAX_OBJECTS:
+                return f"it has more than {MAX_OBJECTS} parts"
+            if "class_name" in value:
+                problem = _class_problem(value)
+                if problem:
+                    return problem
+            stack.extend((v, depth + 1) for k, v in value.items() if k != "compile_config")
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+        elif not isinstance(value, (str, int, float, bool, type(None))):
+            return "it holds a value of an unknown type"
+    return None
+
+
+def _class_problem(value):
+    name, module = value.get("class_name"), value.get("module")
+    if name in _DATA and module is None:
+        return None
+    if name == "function" and module in _FUNCTION_MODULES:
+        import keras
+
+        if isinstance(value.get("config"), str) and re.fullmatch(r"[a-z_0-9]+", value["config"]) \
+                and callable(getattr(keras.activations, value["config"], None)):
+            return None
+    if name in ("Lambda", "__lambda__") or "lambda" in str(name).lower():
+        return ("it uses a Lambda layer, whose code grading does not run: build it from Keras layers "
+                "(Conv2D, BatchNormalization, Activation, Add, ...)")
+    if (module, name) in _ALLOWED:
+        return None
+    return (f"it uses {module}.{name}, a class grading does not load: build it from the Keras layers the "
+            "notebook imports")
+
+
+def _rebuild(config):
+    import keras
+    import resnet_checks
+
+    # Keras consumes the config it deserializes: each rebuild gets its own copy.
+    return keras.saving.deserialize_keras_object(
+        copy.deepcopy(config), custom_objects={"FixedInitializer": resnet_checks.FixedInitializer}, safe_mode=True)
+
+
+def _activation_elements(model):
+    """Elements per example of every output of every operation in the model (symbolic shapes)."""
+    total = 0
+    for operation in model.operations:
+        for node in getattr(operation, "_inbound_nodes", []):
+            for tensor in getattr(node, "output_tensors", []):
+                elements = 1
+                for size in tensor.shape[1:]:
+                    elements *= int(size or 1)
+                total += elements
+    return total
+
+
+def bound(config):
+    """None when rebuilding the config stays within MAX_PARAMS and MAX_ACTIVATIONS, else why not.
+
+    The model is built once inside a keras.StatelessScope that does not initialize its variables:
+    shapes are known, no weight is allocated; the variables are then dropped from Keras's list of
+    variables to initialize later."""
+    import keras
+    from keras.src.backend.common import global_state
+
+    pending = list(global_state.get_global_attribute("uninitialized_variables", []) or [])
+    try:
+        with keras.StatelessScope(initialize_variables=False):
+            model = _rebuild(config)
+            params = sum(int(_product(variable.shape)) for variable in model.weights)
+            activations = _activation_elements(model)
+    finally:
+        global_state.set_global_attribute("uninitialized_variables", pending)
+    if params > MAX_PARAMS:
+        return f"it is too large: {params:,} parameters, grading loads at most {MAX_PARAMS:,}"
+    if activations > MAX_ACTIVATIONS:
+        return (f"it is too large: its layers output {activations:,} values per example, grading computes "
+                f"at most {MAX_ACTIVATIONS:,}")
+    return None
+
+
+def _product(shape):
+    result = 1
+    for size in shape:
+        result *= int(size)
+    return result
+
+
+def load(artefact_model):
+    """The rebuilt keras.Model of a serialized model, or Refused(why not): validated, bounded, safe mode."""
+    problem = validate(artefact_model)
+    if problem is None:
+        try:
+            problem = bound(artefact_model)
+        except Refused:
+            raise
+        except Exception as error:  # noqa: BLE001 - a config Keras cannot rebuild (forged or inconsistent)
+            problem = f"Keras cannot rebuild it ({type(error).__name__}: {str(error).strip()[:200]})"
+    if problem is None:
+        try:
+            return _rebuild(artefact_model)
+        except Exception as error:  # noqa: BLE001 - as above
+            problem = f"Keras cannot rebuild it ({type(error).__name__}: {str(error).strip()[:200]})"
+    raise Refused(problem)
+
+
+# ---------------------------------------------------------------------------------------------
+# Replaying the recorded calls to the checks
+# ---------------------------------------------------------------------------------------------
+
+class ReplayedError(Exception):
+    """An exception the learner's function raised in the producer, replayed (its type's name, message
+    and the learner's frames as recorded)."""
+    frames = ()
+
+
+def _replayed_error(artefact):
+    name = str(artefact.get("type", "Exception"))
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,59}", name):
+        name = "Exception"
+    message = str(artefact.get("message", ""))[:700]
+    if name == "NotImplementedError":
+        return NotImplementedError(message)
+    if name == "CheckFailed":  # a fixed initializer misused in the learner's code (resnet_checks raised it)
+        import resnet_checks
+
+        return resnet_checks.CheckFailed(message)
+    error = type(name, (ReplayedError,), {})(message)
+    frames = artefact.get("frames") or []
+    error.frames = tuple(traceback.FrameSummary(str(f[0])[:200], int(f[1]), str(f[2])[:100], line=str(f[3])[:300])
+                         for f in frames[-20:] if isinstance(f, list) and len(f) == 4
+                         and isinstance(f[1], int))
+    return error
+
+
+class Replay:
+    """Stands in for the student's function in the checks: answers each call from its artefact."""
+
+    def __init__(self, function, artefacts):
+        self.__name__ = function
+        self.artefacts = artefacts  # call key -> artefact (dict) as received
+        self.models = {}
+
+    def _artefact(self, key):
+        artefact = self.artefacts.get(key)
+        if artefact is None:
+            raise Refused("grading received no result for this call (a record over the size limit is dropped)")
+        return artefact
+
+    def _model(self, key, artefact):
+        if key not in self.models:
+            self.models[key] = load(artefact.get("model"))
+        return self.models[key]
+
+    def _apply_partial(self, X, config):
+        """Applies the layers the block had built before it raised to X, so that the check can explain
+        the error from them as in the notebook (validated and bounded like any model; else skipped)."""
+        import keras
+
+        try:
+            partial = load(config)
+        except Refused:
+            return
+        keras.models.clone_model(partial, input_tensors=X, clone_function=lambda layer: layer)
+
+    def __call__(self, *args, **kwargs):
+        import keras
+
+        if args:  # a block: (X, f, filters, [s], training, initializer)
+            X = args[0]
+            initializer = kwargs.pop("initializer")
+            kind = getattr(initializer, "__name__", "").replace("fixed_initializer_", "")
+            training = kwargs.pop("training")
+            key = _key(self.__name__, tuple(X.shape[1:]), kwargs, training, kind)
+        else:
+            X = None
+            key = _key(self.__name__, None, kwargs)
+        artefact = self._artefact(key)
+        outcome = artefact.get("outcome")
+        if outcome == "model":
+            model = self._model(key, artefact)
+            if X is None:
+                return model
+            if isinstance(X, keras.KerasTensor):
+                # The layers themselves applied to X (not one nested Model), as the student's code would.
+                return keras.models.clone_model(model, input_tensors=X, clone_function=lambda layer: layer).outputs[0]
+            return model(X)
+        if outcome == "raised":
+            if isinstance(X, keras.KerasTensor) and artefact.get("partial"):
+                self._apply_partial(X, artefact["partial"])
+            raise _replayed_error(artefact)
+        if outcome == "none":
+            return None
+        if outcome in ("not_tensor", "not_model"):
+            name = str(artefact.get("type", "object"))
+            return type(name if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,59}", name) else "object", (), {})()
+        if outcome == "disconnected" and X is not None:
+            return keras.Input(tuple(X.shape[1:]))  # an output not computed from X
+        if outcome == "undefined":
+            raise NameError(f"name '{self.__name__}' is not defined")
+        if outcome == "too_large":
+            raise Refused(f"the model it builds is too large to send to grading "
+                          f"({int(artefact.get('bytes', 0)) / 2**20:.1f} MiB of description)")
+        if outcome == "unserializable":
+            raise Refused(f"the checks cannot read the layers you built: keras.Model.get_config() raised "
+                          f"{str(artefact.get('type'))[:60]}: {str(artefact.get('message'))[:300]}. Build it from "
+                          "the Keras layers the notebook imports.")
+        raise Refused("grading received no usable result for this call")
+
+
+def _strip_colours(text):
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
+def failure_message(error, context):
+    """The text the learner would see for a failed check (CheckFailed's own rendering, without colours)."""
+    import resnet_checks
+
+    if isinstance(error, Refused):
+        return f"{context}: {error.args[0] if error.args else 'refused'}"
+    if isinstance(error, resnet_checks.CheckFailed):
+        cause = error.__cause__
+        if isinstance(cause, ReplayedError):
+            error.learner_frames = list(cause.frames)
+        lines = error._render_traceback_()
+        text = _strip_colours("\n".join(lines))
+        return text.removeprefix("Check failed: ")
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _context(exercise, case):
+    if exercise.check in BLOCK_CHECKS:
+        return f"{exercise.function}(X of shape {tuple(case['input']['shape'])})"
+    return exercise.function
+
+
+def judge(exercise, cases, artefacts):
+    """None when every case passes the exercise's check on the replayed artefacts, else the message
+    of the first failure. Never runs student code; an error of the check machinery itself propagates."""
+    import resnet_checks
+
+    check = getattr(resnet_checks, exercise.check)
+    target = Replay(exercise.function, artefacts)
+    for case in cases:
+        try:
+            check(target, case)
+        except (Refused, AssertionError) as failure:
+            return failure_message(failure, _context(exercise, case))
+        except Exception as error:  # noqa: BLE001 - Keras refused to run the rebuilt model on the check's input
+            return failure_message(error, _context(exercise, case))
+    return None

@@ -1,0 +1,210 @@
+"""The judge (resnet_course/grading/judge.py): verdicts from models it rebuilt itself, never from student code.
+
+The artefacts here are made in this process by the producer's own `produce` (what it sends from the
+sandbox), from the functions of tests/wrong_implementations.py, or written by hand as a forger would.
+The judge must pass every correct variant, give each wrong one the message the learner's notebook
+check gives, and refuse, without running anything, what it does not load.
+"""
+import json
+import os
+import re
+import resource
+import threading
+from pathlib import Path
+
+import pytest
+
+from resnet_course import reference
+from resnet_course.grading import judge, producer, submission
+from tests import wrong_implementations as implementations
+
+REFERENCE = {"identity_block": reference.identity_block, "convolutional_block": reference.convolutional_block,
+             "ResNet50": reference.ResNet50}
+
+
+@pytest.fixture(scope="module")
+def exercises():
+    return {exercise.function: exercise for exercise in judge.exercises(submission.load_material())}
+
+
+def artefacts(exercise, function, cases):
+    """{call key: artefact} as the producer would send them for `function`, through JSON."""
+    namespace = {**REFERENCE, exercise.function: function}
+    return {key: json.loads(json.dumps(producer.produce(call, namespace)))
+            for key, call in judge.calls(exercise, cases).items()}
+
+
+def judged(exercise, function, hidden=False):
+    cases = exercise.hidden_cases if hidden else exercise.public_cases
+    return judge.judge(exercise, cases, artefacts(exercise, function, cases))
+
+
+def in_notebook(exercise, function):
+    """The message the learner's notebook check gives for `function` (None: it passes)."""
+    import resnet_checks
+
+    for case in exercise.public_cases:
+        try:
+            getattr(resnet_checks, exercise.check)(function, case)
+        except AssertionError as failure:
+            return judge.failure_message(failure, judge._context(exercise, case))
+    return None
+
+
+def without_layer_names(message):
+    """Keras numbers layer names per process ('conv2d_7'): the two sides name the same layers differently."""
+    return re.sub(r"named '[^']*'", "named '...'", message)
+
+
+def test_hidden_calls_carry_arguments_only(exercises):
+    resnet = exercises["ResNet50"]
+    assert resnet.hidden_cases[0]["expected"]["params"] == 23608202  # read from the source notebook's literal
+    for exercise in exercises.values():
+        sent = json.dumps(list(judge.calls(exercise, exercise.hidden_cases).values()))
+        for secret in ("23608202", "expected", "mean", "probe", "layers"):
+            assert secret not in sent
+
+
+@pytest.mark.parametrize("name, exercise_name, function", implementations.EQUIVALENT_IMPLEMENTATIONS,
+                         ids=[case[0] for case in implementations.EQUIVALENT_IMPLEMENTATIONS])
+def test_correct_variants_pass(exercises, name, exercise_name, function):
+    assert judged(exercises[exercise_name], function) is None
+
+
+def test_reference_passes_the_hidden_cases(exercises):
+    for name in ("identity_block", "convolutional_block"):
+        assert judged(exercises[name], REFERENCE[name], hidden=True) is None
+
+
+# Every third wrong implementation and the ResNet50 ones whose check reads the whole model.
+SAMPLE = implementations.WRONG_IMPLEMENTATIONS[::3] + [
+    case for case in implementations.WRONG_IMPLEMENTATIONS if case[0] in (
+        "resnet50_blocks_in_training_mode", "resnet50_stem_conv_without_bias")]
+
+
+@pytest.mark.parametrize("name, exercise_name, function, expected", SAMPLE, ids=[case[0] for case in SAMPLE])
+def test_wrong_variants_get_the_notebook_message(exercises, name, exercise_name, function, expected):
+    exercise = exercises[exercise_name]
+    message = judged(exercise, function)
+    assert message is not None and expected in message
+    assert without_layer_names(message) == without_layer_names(in_notebook(exercise, function))
+
+
+def test_recorded_outcomes_read_as_in_the_notebook(exercises):
+    exercise = exercises["identity_block"]
+    keys = judge.calls(exercise, exercise.public_cases)
+
+    def replayed(artefact):
+        return judge.judge(exercise, exercise.public_cases, dict.fromkeys(keys, artefact))
+
+    assert "is not implemented yet" in replayed({"outcome": "raised", "type": "NotImplementedError", "message": ""})
+    assert "returned None: end the function with `return X`" in replayed({"outcome": "none"})
+    assert "the output is not computed from the input X" in replayed({"outcome": "disconnected"})
+    assert "returned a ndarray" in replayed({"outcome": "not_tensor", "type": "ndarray"})
+    raised = replayed({"outcome": "raised", "type": "ValueError", "message": "bad shapes",
+                       "frames": [["<cell identity_block>", 7, "identity_block", "X = Add()([X, Y])"]]})
+    assert "raised ValueError: bad shapes" in raised and "line 7" in raised and "X = Add()([X, Y])" in raised
+    assert "received no result" in judge.judge(exercise, exercise.public_cases, {})
+
+
+# ---------------------------------------------------------------------------------------------
+# Hand-made artefacts: what a forger inside the sandbox could send instead
+# ---------------------------------------------------------------------------------------------
+
+def block_model(exercise, call):
+    """The reference block's serialized model for one call (what an honest producer sends)."""
+    return producer.produce(call, REFERENCE)["model"]
+
+
+def test_a_config_that_claims_a_pass_is_judged_on_what_it_computes(exercises):
+    exercise = exercises["identity_block"]
+    calls = judge.calls(exercise, exercise.public_cases)
+    forged = {}
+    for key, call in calls.items():
+        model = json.loads(json.dumps(block_model(exercise, call)).replace('"class_name": "Add"',
+                                                                           '"class_name": "Subtract"'))
+        forged[key] = {"outcome": "model", "passed": True, "message": judge.PASSED, "params": 123,
+                       "outputs": [[0.0]], "model": {**model, "weights": [[1.0]], "passed": True}}
+    message = judge.judge(exercise, exercise.public_cases, forged)
+    assert message is not None and "Subtract" in message
+
+
+def marshalled_lambda(marker):
+    import base64
+    import marshal
+
+    def code():
+        Path(marker).write_text("the judge ran it")
+
+    return {"module": "keras.layers", "class_name": "Lambda", "registered_name": None,
+            "config": {"name": "evil", "function": {"class_name": "__lambda__", "config": {
+                "code": base64.b64encode(marshal.dumps(code.__code__)).decode(), "defaults": None,
+                "closure": None}}}}
+
+
+def functional(*layers):
+    return {"module": "keras.src.models.functional", "class_name": "Functional", "registered_name": "Functional",
+            "config": {"name": "m", "trainable": True, "layers": list(layers), "input_layers": [],
+                       "output_layers": []}}
+
+
+@pytest.mark.parametrize("layer, reason", [
+    ("lambda", "Lambda layer"),
+    ({"module": "os", "class_name": "system", "registered_name": None, "config": {"command": "true"}}, "os.system"),
+    ({"module": "subprocess", "class_name": "Popen", "registered_name": None, "config": {}}, "subprocess.Popen"),
+    ({"module": "__main__", "class_name": "MyBlock", "registered_name": "MyBlock", "config": {}}, "__main__.MyBlock"),
+    ({"module": "keras.layers", "class_name": "TFSMLayer", "registered_name": None,
+      "config": {"filepath": "/etc"}}, "keras.layers.TFSMLayer"),
+    ({"module": "keras.layers", "class_name": "Activation", "registered_name": None,
+      "config": {"activation": {"module": "keras.src.saving.saving_lib", "class_name": "function",
+                                "config": "load_model", "registered_name": "function"}}},
+     "keras.src.saving.saving_lib.function"),
+])
+def test_models_whose_loading_would_run_code_are_refused_unloaded(tmp_path, layer, reason):
+    marker = tmp_path / "ran"
+    config = functional(marshalled_lambda(marker) if layer == "lambda" else layer)
+    with pytest.raises(judge.Refused) as refused:
+        judge.load(config)
+    assert reason in refused.value.args[0] and "grading does not" in refused.value.args[0]
+    assert not marker.exists()
+
+
+def test_a_huge_model_is_refused_before_anything_is_allocated():
+    import keras
+
+    with keras.StatelessScope(initialize_variables=False):
+        X = keras.Input((64,))
+        config = keras.saving.serialize_keras_object(keras.Model(X, keras.layers.Dense(10**9)(X)))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(judge.Refused, match="too large: 64,000,000,000 parameters"):
+        judge.load(config)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 512 * 2**10  # KiB: no 256 GB weight
+
+
+def test_huge_activations_and_deep_nesting_are_refused():
+    import keras
+
+    with keras.StatelessScope(initialize_variables=False):
+        X = keras.Input((8, 8, 1))
+        config = keras.saving.serialize_keras_object(keras.Model(X, keras.layers.ZeroPadding2D(10**5)(X)))
+    with pytest.raises(judge.Refused, match="too large: its layers output"):
+        judge.load(config)
+    deep = functional()
+    for _ in range(200):
+        deep = {"config": [deep]}
+    assert "nested more than" in judge.validate(functional(deep))
+
+
+def test_records_over_the_limit_are_dropped_whole():
+    import queue
+
+    read, write = os.pipe()
+    records = queue.Queue()
+    reader = threading.Thread(target=submission._reader, args=(os.fdopen(read, "rb"), records))
+    reader.start()
+    with os.fdopen(write, "wb") as stream:
+        stream.write(b'{"kind": "artefact", "pad": "' + b"x" * (9 * 2**20) + b'"}\n')
+        stream.write(b"[[[[" * 100_000 + b"\n")  # nested past Python's recursion limit: not a record
+        stream.write(b'{"kind": "done"}\n')
+    reader.join(timeout=60)
+    assert [records.get_nowait() for _ in range(3)] == [{"kind": "oversized"}, {"kind": "done"}, None]
