@@ -1,4 +1,4 @@
-"""Evaluate a saved .keras classifier on a data set, or predict the class of image files.
+"""Evaluate a saved Keras classifier on a data set, or predict the class of image files.
 
     python evaluate.py runs/r20/model.keras                      # its own data set's test split
     python evaluate.py runs/r20/model.keras --data cifar10 --json
@@ -12,6 +12,8 @@ notebook's load_my_image does; the centre square for others: --crop) and resized
 input size.  Models from train.py take raw 0-255 pixels (input scaling inside); others
 (e.g. saved in a notebook after fitting X / 255) get 0-1 pixels; --pixels overrides.
 Without --data and images, the data set recorded in metrics.json next to the model is used.
+The model file is a .keras file or a legacy HDF5 one (.h5, as Keras 2 saved), told by its
+content, whatever its name.
 """
 import json
 import sys
@@ -29,7 +31,9 @@ MAX_LISTED = 10
 def build_parser():
     p = cli.OneLineParser(prog=PROG, description=__doc__,
                           formatter_class=cli.argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", metavar="MODEL.keras", help="a model saved by train.py or the notebook")
+    p.add_argument("model", metavar="MODEL",
+                   help="a model saved by train.py or the notebook (.keras), or in the legacy "
+                        "HDF5 format (.h5, .hdf5)")
     p.add_argument("images", nargs="*", metavar="IMAGE",
                    help="image files (JPEG, PNG, ...) to classify (default: none)")
     p.add_argument("--image", action="append", default=[], metavar="IMAGE",
@@ -125,6 +129,9 @@ def evaluate(args):
     from resnet_course import datasets, inference, reporting
 
     log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
+    if inference.model_file_kind(args.model) == "h5":
+        log(f"note: {args.model} is in the legacy HDF5 format; Keras 3 saves .keras files "
+            f"(model.save('name.keras')).")
     model = inference.load_model_file(args.model)
     raw_pixels = None if args.pixels == "auto" else args.pixels == "raw"
     if raw_pixels is None:
