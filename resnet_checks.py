@@ -891,59 +891,66 @@ def _without_shapes(items):
 
 
 def _diagnose_failed_stage(context, failure, expected):
-    """ResNet50 raised in a block's Add (tensors of different shapes). When the layers built so far can
-    be read (the learner's frames are still on the traceback: their caller holds the block's input X,
-    on which Keras keeps the layers called), name the block and its filters and raise CheckFailed:
-    an earlier block whose filters differ from the expected ones, else an identity block whose last
-    filter count differs from the channels it receives. Returns quietly otherwise (e.g. an outcome
-    replayed without its frames): the caller then gives the general hint."""
+    """ResNet50 raised in a block's Add (tensors of different shapes): when the layers built so far
+    can be read, raise a CheckFailed that names the block and its filters (see _failed_stage_problem),
+    showing the learner's lines down to their call of the block. Returns quietly otherwise (e.g. an
+    outcome replayed without the learner's frames): the caller then gives the general hint."""
     error = failure.__cause__
+    try:
+        problem = _failed_stage_problem(context, error, expected)
+    except Exception:  # noqa: BLE001  (a graph or frames the checks cannot read: the general hint then)
+        return
+    if problem is not None:
+        raise CheckFailed(problem, failure.learner_frames[:-1]) from error
+
+
+def _failed_stage_problem(context, error, expected):
+    """The message for an Add that failed inside a block called by ResNet50, or None. The learner's
+    frames are still on the traceback: the block's caller holds its input X (the call has not
+    returned, so X is not yet reassigned), on which Keras keeps the layers called; the block's frame
+    holds its `filters`. Names an earlier block whose filters differ from the expected ones, else the
+    identity block whose last filter count differs from the channels it receives."""
     frames, tb = [], getattr(error, "__traceback__", None)
     while tb is not None:
         if not os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(_NOT_LEARNER_CODE):
             frames.append(tb.tb_frame)
         tb = tb.tb_next
     if len(frames) < 2:
-        return
+        return None
     caller, block_frame = frames[-2], frames[-1]
-    # The block's input: a tensor of the caller (X in `X = identity_block(X, ...)`, not yet reassigned)
-    # on which one chain of layers was built, whose last layer's output nothing takes (it was the
-    # failed Add's input); the latest such tensor has the shortest chain.
+    # The block's input: a tensor of the caller on which one chain of layers was built, whose last
+    # layer's output nothing takes (it was the failed Add's input); the latest such tensor has the
+    # shortest chain.
     candidates = []
     for tensor in _keras_tensors_in(caller):
         chains = _layers_called_on(tensor)
         if len(chains) == 1 and chains[0] and not getattr(chains[0][-1].op, "_outbound_nodes", True):
             candidates.append((len(chains[0]), tensor, chains[0]))
     if not candidates:
-        return
+        return None
     _, X, main = min(candidates, key=lambda c: c[0])
     received, output = X.shape[-1], main[-1].shape[-1]
     convolutions = [step.op.filters for step in main if type(step.op).__name__ == "Conv2D"]
     first_input = _input_of(X)
     if not convolutions or output == received or first_input is None:
-        return
+        return None
     filters = block_frame.f_locals.get("filters")
     if not (isinstance(filters, (list, tuple)) and len(filters) == 3
             and all(isinstance(n, (int, np.integer)) for n in filters)):
         filters = convolutions
-    try:
-        items, _ = resnet50_items(keras.Model(first_input, X), context)
-    except Exception:  # noqa: BLE001  (a graph the checks cannot read: the general hint then)
-        return
+    items, _ = resnet50_items(keras.Model(first_input, X), context)
     _, stages, _, _ = _split_stages(items)
     _, want_stages, _, _ = _split_stages([tuple(i) for i in expected["layers"]])
     blocks = [location for location, item in zip(_locations(items), items) if _is_block(item)]
     stage, block = (blocks[-1][0], blocks[-1][1] + 1) if blocks else (2, 1)
     at = f"stage {stage}, block {block}"
-    place = f"{at} (identity block)"
     raised = f"raised {type(error).__name__}: {str(error).strip().splitlines()[0]})"
-    frames_shown = failure.learner_frames[:-1]  # down to the learner's call of the block
     try:  # an earlier block with other filters than expected made the channels differ
         for number, (want, have) in enumerate(zip(want_stages, stages), start=2):
             _compare_items(context, f"stage {number},", _without_shapes(want[:len(have)]), _without_shapes(have),
                            unit="block")
     except CheckFailed as earlier:
-        raise CheckFailed(f"{earlier.args[0]}\n  (this is why {place} {raised}", frames_shown) from error
+        return f"{earlier.args[0]}\n  (this is why {at} (identity block) {raised}"
     hint = ""
     want = want_stages[stage - 2] if 0 <= stage - 2 < len(want_stages) else None
     if want is not None and block <= len(want) and want[block - 1][0] == "IdentityBlock":
@@ -953,10 +960,9 @@ def _diagnose_failed_stage(context, failure, expected):
     elif want is not None and stage - 1 < len(want_stages):
         hint = (f"stage {stage} has {len(want)} blocks; stage {stage + 1} starts with a convolutional block: "
                 f"{_block_call(want_stages[stage - 1][0])}.")
-    raise CheckFailed(f"{context}: {place} is called with filters {list(filters)}: an identity block must output "
-                      f"the channels it receives ({received}): its last filter count must be {received}."
-                      + (f"\n  Hint: {hint}" if hint else "") + f"\n  (this is why its Add {raised}",
-                      frames_shown) from error
+    return (f"{context}: {at} (identity block) is called with filters {list(filters)}: an identity block must "
+            f"output the channels it receives ({received}): its last filter count must be {received}."
+            + (f"\n  Hint: {hint}" if hint else "") + f"\n  (this is why its Add {raised}")
 
 
 def check_resnet50(target, case):
