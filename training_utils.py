@@ -10,6 +10,9 @@ from resnets_utils import check_versions
 
 check_versions(tf.__version__, keras.__version__)  # what is imported is what runs
 
+# The plots live in display_utils; notebooks written before still import them from here.
+from display_utils import plot_confusion_matrix, plot_history  # noqa: E402, F401
+
 
 def to_unit_range(X):
     """Float32 images in [0, 1]: uint8 images are divided by 255, float images kept as they are."""

@@ -9,6 +9,9 @@ from resnet_course.signs_files import check_versions
 
 check_versions(tf.__version__, keras.__version__)  # what is imported is what runs
 
+# The plots live in display_utils; notebooks written before still import them from here.
+from resnet_course.display import plot_confusion_matrix, plot_history  # noqa: E402, F401
+
 
 def to_unit_range(X):
     """Float32 images in [0, 1]: uint8 images are divided by 255, float images kept as they are."""
