@@ -15,7 +15,7 @@ import sys
 
 # (module, what it writes), in the order they must run
 GENERATORS = (
-    ("resnet_course.learner_files", "resnets_utils.py, training_utils.py, hand_framing.py, stress.py"),
+    ("resnet_course.learner_files", "the learner modules copied from resnet_course/"),
     ("resnet_course.expected_values", "check_cases.py, hidden cases"),
     ("resnet_course.notebook_sync", "source notebook solution cells"),
     ("resnet_course.release", "ResNet50.ipynb, the setup cell's checksum, release/ bundle"),
