@@ -85,6 +85,7 @@ def batch_cases(source_notebook, other_submission, gradebook, listener, limits):
     Jupyter cases; `listener` is a (host, port) that must never be reached; `limits` the batch's Limits
     (their figures appear in the reasons)."""
     memory = f"memory limit ({limits.memory_bytes / 2**30:g} GiB)"
+    without_identity_block = {**FULL, "identity_block_test": 0.0, "ResNet50_test": 0.0}  # ResNet50 calls it
     own = {
         "correct": (submissions.correct(), Expected(None, FULL)),
         **{f"wrong-{name}": (submissions.wrong(name), Expected(None, {**FULL, test: 0.0}))
@@ -95,8 +96,10 @@ def batch_cases(source_notebook, other_submission, gradebook, listener, limits):
         "cells-deleted": (submissions.deleted_cells("identity_block"),
                           Expected("cells missing: identity_block",
                                    {**FULL, "identity_block_test": 0.0, "ResNet50_test": 0.0})),
-        "infinite-loop": (submissions.stub_with_code("identity_block", "while True:\n    pass\n"),
-                          Expected(f"timeout ({limits.wall_seconds:g} s)", NOTHING)),
+        # --timeout is per cell: the loop is interrupted, identity_block (after it) is never defined
+        "infinite-loop": (submissions.with_cell_source(
+            "identity_block", "while True:\n    pass\n\n" + submissions.reference_source("identity_block")),
+            Expected(None, without_identity_block, contains=f"ran past its {limits.cell_seconds:g} s limit")),
         "memory-bomb": (submissions.stub_with_code(
             "identity_block", "blocks = []\nwhile True:\n    blocks.append(bytearray(64 * 2**20))\n"),
             Expected(memory, NOTHING)),
@@ -109,12 +112,13 @@ def batch_cases(source_notebook, other_submission, gradebook, listener, limits):
         "writes-gradebook": (probe(writes=[gradebook, gradebook.with_name("pwned.txt")]), probed()),
         "network": (probe(connect=listener), probed()),
         # The cheats leave every function unimplemented (grading_submissions.cheat): nothing to earn.
-        "monkeypatch": (submissions.cheat("identity_block", MONKEYPATCH), Expected("tampering: ", NOTHING)),
+        "monkeypatch": (submissions.cheat("identity_block", MONKEYPATCH), Expected(None, NOTHING)),
         "sys-exit": (submissions.cheat("identity_block", "import sys\nsys.exit(0)\n"), Expected(None, NOTHING)),
         "os-exit": (submissions.cheat("identity_block", "import os\nos._exit(0)\n"),
                     Expected("kernel died", NOTHING)),
         # ResNet50 calls identity_block, so its cell fails with it.
-        "endless-writer": (endless_writer(), Expected(None, {**FULL, "identity_block_test": 0.0, "ResNet50_test": 0.0})),
+        "endless-writer": (endless_writer(), Expected(None, without_identity_block, contains=(
+            f"the sandbox's writable space, {limits.disk_bytes / 2**20:g} MiB, is full"))),
     }
     cases = {**other_cases("grading_cases_trust", "trust_cases"), **other_cases("grading_cases_jupyter", "jupyter_cases")}
     clash = sorted(set(cases) & set(own))

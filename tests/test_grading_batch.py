@@ -187,7 +187,9 @@ def test_the_gradebook_holds_the_results_and_the_summary_lists_them(batch):
     lines = batch["out"].splitlines()
     assert lines[0].split() == ["student", "score", "reason"]
     assert any(line.split()[:2] == ["correct", "10/10"] for line in lines)
-    assert any(line.startswith("infinite-loop") and "timeout" in line for line in lines)
+    assert any(line.startswith("infinite-loop") and "failed: identity_block_test, ResNet50_test" in line
+               for line in lines)
+    assert any(line.startswith("jupyter-saved-as-copy") and "ResNet50 (1).ipynb" in line for line in lines)
     assert f"graded {len(batch['cases'])}/{len(batch['cases'])} [" in batch["err"]
     assert " left" in batch["err"]  # the progress bar's time left
 

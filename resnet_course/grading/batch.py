@@ -169,7 +169,7 @@ def summary_table(records):
 
 
 def _preflight_limits(limits):
-    return limits.memory_bytes, limits.max_processes, getattr(limits, "disk_bytes", sandbox.DEFAULT_DISK_BYTES)
+    return limits.memory_bytes, limits.max_processes, limits.disk_bytes
 
 
 def _worker_preflight(memory_bytes, max_processes, disk_bytes):

@@ -43,26 +43,22 @@ def parse_args(argv=None):
     parser.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://head:8786 "
                                             "(default: a local cluster)")
     parser.add_argument("--workers", type=positive(int), help="local worker processes (default: one per core)")
-    parser.add_argument("--timeout", type=positive(float), default=getattr(defaults, "cell_seconds", 40.0),
+    parser.add_argument("--timeout", type=positive(float), default=defaults.cell_seconds,
                         help="seconds per cell, as nbgrader's --ExecutePreprocessor.timeout: a cell that runs "
                              "longer is interrupted (default: %(default)g)")
     parser.add_argument("--memory-gib", type=positive(float), default=defaults.memory_bytes / 2**30,
                         help="memory limit per submission in GiB, its writable space included (default: %(default)g)")
     parser.add_argument("--max-processes", type=positive(int), default=defaults.max_processes,
                         help="process limit per submission (default: %(default)d)")
-    parser.add_argument("--disk-mib", type=positive(int), default=getattr(defaults, "disk_bytes", 512 * 2**20) // 2**20,
+    parser.add_argument("--disk-mib", type=positive(int), default=defaults.disk_bytes // 2**20,
                         help="size of a submission's writable space in MiB, held in memory (default: %(default)d)")
     return parser.parse_args(argv)
 
 
 def limits_of(args):
     """The Limits the options ask for (the rest at their defaults)."""
-    wanted = {"cell_seconds": args.timeout, "memory_bytes": int(args.memory_gib * 2**30),
-              "max_processes": args.max_processes, "disk_bytes": args.disk_mib * 2**20}
-    fields = {field.name for field in dataclasses.fields(Limits)}
-    if "cell_seconds" not in fields:  # a Limits without per-cell limits: the whole run's clock
-        wanted["wall_seconds"] = wanted.pop("cell_seconds")
-    return dataclasses.replace(Limits(), **{name: value for name, value in wanted.items() if name in fields})
+    return dataclasses.replace(Limits(), cell_seconds=args.timeout, memory_bytes=int(args.memory_gib * 2**30),
+                               max_processes=args.max_processes, disk_bytes=args.disk_mib * 2**20)
 
 
 def _stop(signum, frame):
