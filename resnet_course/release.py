@@ -23,6 +23,7 @@ import argparse
 import subprocess
 import sys
 import tempfile
+import textwrap
 from pathlib import Path
 
 import nbformat
@@ -94,10 +95,12 @@ def _cell(notebook, cell_id, what, source):
     return cell
 
 
-def fresh_source(files, addresses, source=SOURCE_NOTEBOOK):
+def fresh_source(files, addresses, source=None):
     """(notebook, changed): the source notebook with a setup cell that pins ``files`` and downloads
     from addresses.files_url, and an intro whose Colab badge is addresses.colab_url's; changed
-    lists what differs from ``source`` ([] when it is up to date). BundleError for a missing cell."""
+    lists what differs from ``source`` (default: SOURCE_NOTEBOOK; [] when it is up to date).
+    BundleError for a missing cell."""
+    source = SOURCE_NOTEBOOK if source is None else source
     notebook = nbformat.read(str(source), as_version=4)
     changed = []
     setup = _cell(notebook, bundle.SETUP_CELL_ID, "the learner files' setup cell, before the packages cell", source)
@@ -113,16 +116,18 @@ def fresh_source(files, addresses, source=SOURCE_NOTEBOOK):
     return notebook, changed
 
 
+def _shown(path):
+    """path relative to the repository root when it is inside it (shorter messages)."""
+    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+
+
 def publishing_steps(addresses, files_zip=bundle.FILES_ZIP, bundle_zip=bundle.BUNDLE_ZIP,
                      notebook=RELEASE_NOTEBOOK):
     """What the instructor uploads where for these addresses (lines of text)."""
-    def shown(path):
-        return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
-
-    steps = [f"For learners' own computers: hand out {shown(bundle_zip)} (the notebook and its files; "
+    steps = [f"For learners' own computers: hand out {_shown(bundle_zip)} (the notebook and its files; "
              f"its README says how to open it)."]
     if addresses.files_url:
-        steps.append(f"Upload {shown(files_zip)} so that it downloads from {addresses.files_url}: where "
+        steps.append(f"Upload {_shown(files_zip)} so that it downloads from {addresses.files_url}: where "
                      f"the notebook's files are missing (e.g. on Colab), its setup cell fetches them there.")
     else:
         steps.append("The setup cell has no download address (give one with BUNDLE_URL=<web folder> or "
@@ -131,10 +136,10 @@ def publishing_steps(addresses, files_zip=bundle.FILES_ZIP, bundle_zip=bundle.BU
                      f"beside the notebook, or upload it on Colab when the setup cell asks.")
     if "colab.research.google.com/github/" in addresses.colab_url:
         repository = addresses.colab_url.split("/github/", 1)[1].split("/blob/", 1)[0]
-        steps.append(f"Commit and push {shown(notebook)} to the main branch of github.com/{repository}: "
+        steps.append(f"Commit and push {_shown(notebook)} to the main branch of github.com/{repository}: "
                      f"the notebook's and README's \"Open in Colab\" badge opens {addresses.colab_url}.")
     elif addresses.colab_url:
-        steps.append(f"Put {shown(notebook)} where {addresses.colab_url} opens it: the notebook's and "
+        steps.append(f"Put {_shown(notebook)} where {addresses.colab_url} opens it: the notebook's and "
                      f"README's \"Open in Colab\" badge links there.")
     else:
         steps.append("No \"Open in Colab\" badge (give one with COLAB_REPOSITORY=owner/name or COLAB_URL=...): "
@@ -166,19 +171,19 @@ def main(argv=None):
         files = bundle.learner_files()
         notebook, changed = fresh_source(files, addresses)
         if changed and options.check:
-            print(f"{SOURCE_NOTEBOOK.relative_to(ROOT)} is stale: {', '.join(changed)}; run `make release`")
+            print(f"{_shown(SOURCE_NOTEBOOK)} is stale: {', '.join(changed)}; run `make release`")
             return 1
         if changed:
             nbformat.write(notebook, str(SOURCE_NOTEBOOK))
-            print(f"wrote {', '.join(changed)} of {SOURCE_NOTEBOOK.relative_to(ROOT)}")
-        text = generate()
+            print(f"wrote {', '.join(changed)} of {_shown(SOURCE_NOTEBOOK)}")
+        text = generate(notebook=notebook)
     except (ReleaseError, bundle.BundleError) as err:
         print(err, file=sys.stderr)
         return 2
     current = RELEASE_NOTEBOOK.read_text(encoding="utf8") if RELEASE_NOTEBOOK.is_file() else None
     if options.check:
         if current != text:
-            print(f"{RELEASE_NOTEBOOK.name} is not the release of {SOURCE_NOTEBOOK.relative_to(ROOT)}; "
+            print(f"{RELEASE_NOTEBOOK.name} is not the release of {_shown(SOURCE_NOTEBOOK)}; "
                   f"run `make release`")
             return 1
         print(f"{RELEASE_NOTEBOOK.name} is up to date")
@@ -189,9 +194,13 @@ def main(argv=None):
         RELEASE_NOTEBOOK.write_text(text, encoding="utf8")
         print(f"wrote {RELEASE_NOTEBOOK.name}")
     written = bundle.write(files, text, colab_url=addresses.colab_url)
-    print("wrote", ", ".join(str(path.relative_to(ROOT)) for path in written))
-    print("\n".join(["", "To publish:", *(f"- {step}" for step in publishing_steps(addresses))]))
+    print("wrote", ", ".join(str(_shown(path)) for path in written))
+    print("\nTo publish:")
+    for step in publishing_steps(addresses):
+        print(textwrap.fill(step, width=100, initial_indent="- ", subsequent_indent="  ",
+                            break_long_words=False, break_on_hyphens=False))
     return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -77,10 +77,14 @@ def test_the_learner_requirements_leave_out_the_instructor_tools(built):
     assert "nbgrader" not in requirements
 
 
-def test_the_readme_has_the_colab_badge_and_the_supported_versions(built):
+def test_the_readme_says_how_to_open_it_on_colab_and_the_supported_versions(built):
     readme = (built[1] / "README.md").read_text(encoding="utf8")
-    assert readme.startswith(bundle.COLAB_BADGE)
+    assert readme.startswith("# ") and "Open In Colab" not in readme  # no address: no badge
+    assert bundle.COLAB_WITHOUT_BADGE in readme and "upload\n  `ResNet50.zip`" in readme
     assert "TensorFlow 2.18-2.21 with Keras 3.8-3.15" in readme
+    colab_url = "https://colab.research.google.com/github/owner/name/blob/main/ResNet50.ipynb"
+    badged = bundle.readme(colab_url)
+    assert badged.startswith(bundle.colab_badge(colab_url) + "\n\n# ") and bundle.COLAB_WITH_BADGE in badged
 
 
 def test_the_zips_are_reproducible(built, tmp_path):
@@ -89,12 +93,21 @@ def test_the_zips_are_reproducible(built, tmp_path):
         assert first.read_bytes() == second.read_bytes(), f"{first.name} differs between two builds"
 
 
-def test_the_release_notebook_pins_the_files_zip(built):
+def test_the_release_notebook_pins_the_files_either_zip_holds(built):
     notebook = nbformat.read(str(built[1] / f"{ASSIGNMENT}.ipynb"), as_version=4)
     setup = notebook.cells[[c.cell_type for c in notebook.cells].index("code")]
     assert setup.get("id") == bundle.SETUP_CELL_ID, "the setup cell must be the first code cell"
-    assert f'FILES_SHA256 = "{bundle.sha256(built[0].read_bytes())}"' in setup.source, \
+    assert f'FILES_SHA256 = "{bundle.files_sha256(bundle.learner_files())}"' in setup.source, \
         "the release's setup cell pins other learner files: run `make release`"
+    # what the setup cell checks: the files of either zip, ResNet50.zip's without its own three
+    files_zip, _, bundle_zip = built
+    with zipfile.ZipFile(files_zip) as archive:
+        in_files_zip = {name: archive.read(name) for name in archive.namelist()}
+    with zipfile.ZipFile(bundle_zip) as archive:
+        in_bundle_zip = {name.removeprefix(f"{ASSIGNMENT}/"): archive.read(name) for name in archive.namelist()}
+    in_bundle_zip = {name: data for name, data in in_bundle_zip.items() if name not in bundle.NOTEBOOK_ONLY}
+    assert in_bundle_zip == in_files_zip
+    assert bundle.files_sha256(in_files_zip) == bundle.files_sha256(bundle.learner_files())
 
 
 def test_the_bundle_alone_runs_the_solved_notebook(built, tmp_path):

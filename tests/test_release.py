@@ -1,11 +1,16 @@
 """The learner notebook ResNet50.ipynb is the nbgrader release of the source notebook and gives nothing away."""
+import ast
 import json
 import re
+import shutil
+import subprocess
 
+import nbformat
 import pytest
 
 import learner_notebooks
 from resnet_course import bundle, notebook_sync, release
+from resnet_course.paths import ROOT
 
 EXERCISES = notebook_sync.EXERCISES
 
@@ -35,8 +40,101 @@ def test_committed_release_equals_a_fresh_generation(release_text, fresh_release
 
 
 def test_the_setup_cell_pins_the_current_learner_files():
-    if release.stale_setup_cell(bundle.learner_files()) is not None:
-        pytest.fail("the source notebook's setup cell pins other learner files; run `make release`")
+    _, changed = release.fresh_source(bundle.learner_files(), bundle.addresses(**release.configured_addresses()))
+    assert changed == [], f"the source notebook is stale ({changed}); run `make release`"
+
+
+def _cell(notebook, cell_id):
+    return next(cell for cell in notebook.cells if cell.get("id") == cell_id)
+
+
+def _setup_constant(source, name):
+    """The literal value the setup cell assigns to name."""
+    assignment = next(node for node in ast.parse(source).body if isinstance(node, ast.Assign)
+                      and getattr(node.targets[0], "id", None) == name)
+    return ast.literal_eval(assignment.value)
+
+
+@pytest.mark.parametrize("path", [release.SOURCE_NOTEBOOK, release.RELEASE_NOTEBOOK], ids=["source", "release"])
+def test_the_committed_notebooks_carry_no_address(path):
+    """This project publishes no course: no download address, no Colab badge, no placeholder."""
+    notebook = nbformat.read(str(path), as_version=4)
+    assert _setup_constant(_cell(notebook, bundle.SETUP_CELL_ID).source, "FILES_URL") == ""
+    assert "Open In Colab" not in _cell(notebook, release.INTRO_CELL_ID).source
+    assert "resnet-course-kit" not in path.read_text(encoding="utf8")
+    assert release.configured_addresses() == dict.fromkeys(release.ADDRESS_OPTIONS)
+
+
+def test_the_setup_cell_knows_the_bundle_names():
+    source = bundle.setup_cell_source("0" * 64)
+    assert _setup_constant(source, "ZIP_NAMES") == [bundle.FILES_ZIP.name, bundle.BUNDLE_ZIP.name]
+    assert _setup_constant(source, "NOT_UNPACKED") == set(bundle.NOTEBOOK_ONLY)
+    assert f'"{bundle.BUNDLE_DIR.name}/"' in source  # the folder ResNet50.zip holds the files in
+
+
+def test_a_release_with_addresses_writes_them_into_the_setup_cell_and_the_badge():
+    before = release.SOURCE_NOTEBOOK.read_bytes()
+    addresses = bundle.addresses(bundle_url="https://course.example.edu/resnet50/", colab_repository="owner/name")
+    notebook, changed = release.fresh_source(bundle.learner_files(), addresses)
+    assert changed == ["the setup cell (learner files checksum, download address)", "the Colab badge"]
+    released = nbformat.reads(release.generate(notebook=notebook), as_version=4)
+    setup = _cell(released, bundle.SETUP_CELL_ID).source
+    assert _setup_constant(setup, "FILES_URL") == "https://course.example.edu/resnet50/ResNet50-files.zip"
+    assert _setup_constant(setup, "FILES_SHA256") == bundle.files_sha256(bundle.learner_files())
+    intro = _cell(released, release.INTRO_CELL_ID).source
+    assert intro.splitlines()[2] == bundle.colab_badge(
+        "https://colab.research.google.com/github/owner/name/blob/main/ResNet50.ipynb")
+    assert release.SOURCE_NOTEBOOK.read_bytes() == before, "a release in memory writes nothing"
+
+
+def test_addresses_are_checked():
+    assert bundle.addresses("https://lms.example.edu/files/7/download?x=1").files_url.endswith("?x=1")
+    assert bundle.addresses("https://example.edu/r/course.zip").files_url == "https://example.edu/r/course.zip"
+    assert bundle.addresses("https://example.edu/r").files_url == "https://example.edu/r/ResNet50-files.zip"
+    for given, message in (({"bundle_url": "course.example.edu/resnet50"}, "http:// or https://"),
+                           ({"colab_repository": "owner"}, "owner/name"),
+                           ({"colab_repository": "o/n", "colab_url": "https://x.example"}, "not both")):
+        with pytest.raises(bundle.BundleError, match=message):
+            bundle.addresses(**given)
+
+
+def test_the_addresses_can_live_in_nbgrader_config(tmp_path):
+    (tmp_path / "nbgrader_config.py").write_text(
+        "c = get_config()\nc.ResNetCourse.bundle_url = 'https://course.example.edu/resnet50/'\n")
+    assert release.configured_addresses(tmp_path) == {
+        "bundle_url": "https://course.example.edu/resnet50/", "colab_repository": None, "colab_url": None}
+
+
+def test_make_release_passes_the_addresses_given():
+    def recipe(*variables):
+        return subprocess.run(["make", "-n", "release", *variables], cwd=ROOT, capture_output=True,
+                              text=True).stdout
+    assert "--bundle-url" not in recipe() and "--colab" not in recipe()
+    given = recipe("BUNDLE_URL=https://course.example.edu/resnet50/", "COLAB_REPOSITORY=owner/name")
+    assert '--bundle-url "https://course.example.edu/resnet50/"' in given
+    assert '--colab-repository "owner/name"' in given
+    assert '--bundle-url ""' in recipe("BUNDLE_URL=")  # given empty: none, whatever the config says
+
+
+def test_the_release_says_what_to_upload_where(monkeypatch, tmp_path, capsys):
+    source = tmp_path / "source.ipynb"
+    shutil.copy(release.SOURCE_NOTEBOOK, source)
+    monkeypatch.setattr(release, "SOURCE_NOTEBOOK", source)
+    monkeypatch.setattr(release, "RELEASE_NOTEBOOK", tmp_path / "ResNet50.ipynb")
+    monkeypatch.setattr(bundle, "write", lambda files, text, colab_url: [tmp_path / "files.zip"])
+    assert release.main(["--bundle-url", "https://course.example.edu/resnet50/"]) == 0
+    printed = " ".join(capsys.readouterr().out.split())  # unwrapped
+    assert "wrote the setup cell (learner files checksum, download address) of" in printed
+    assert ("Upload release/ResNet50-files.zip so that it downloads from "
+            "https://course.example.edu/resnet50/ResNet50-files.zip") in printed
+    assert "No \"Open in Colab\" badge" in printed and "File > Upload notebook" in printed
+    assert release.fresh_source(bundle.learner_files(), bundle.addresses(
+        "https://course.example.edu/resnet50/"), source)[1] == []
+
+    assert release.main(["--bundle-url", ""]) == 0  # and back: the form without an address
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "The setup cell has no download address" in printed
+    assert "learners put ResNet50.zip or ResNet50-files.zip beside the notebook, or upload it on Colab" in printed
 
 
 def test_release_has_no_solution_and_no_grader_only_tests(release_text):
