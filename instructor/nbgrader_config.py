@@ -31,3 +31,8 @@ c.Execute.timeout = 7200
 # nbgrader's feedback shows the autograded notebook: the graded cells' hidden tests and whatever they
 # (or the student's cells) printed of them are removed on the way to HTML (nbgrader's own list + one).
 c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]
+
+# Where your course publishes what learners open, for `make release` (none by default; BUNDLE_URL=,
+# COLAB_REPOSITORY= or COLAB_URL= on make's command line replace these for one release):
+# c.ResNetCourse.bundle_url = "https://course.example.edu/resnet50/"  # the web folder you upload release/ResNet50-files.zip to
+# c.ResNetCourse.colab_repository = "owner/name"  # the GitHub repository with ResNet50.ipynb at its root (main branch)
