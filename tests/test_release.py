@@ -191,3 +191,12 @@ def test_check_mode_detects_a_stale_release(monkeypatch, tmp_path, capsys, fresh
     assert release.main(["--check"]) == 1
     assert "make release" in capsys.readouterr().out
     assert stale.read_text(encoding="utf8") == "{}"
+
+
+def test_the_readme_speaks_to_its_users():
+    """The README tells users what the kit does; not how it is developed, nor a placeholder address."""
+    readme = (ROOT / "README.md").read_text(encoding="utf8")
+    for pattern in (r"\bissues? \d+", r"\bsessions?\b", r"\bissues (stops|show)\b", r"resnet-course-kit",
+                    r"PUBLISHED_REPOSITORY"):
+        assert not re.search(pattern, readme, flags=re.IGNORECASE), pattern
+    assert "make release BUNDLE_URL=" in readme and "c.ResNetCourse.bundle_url" in readme
