@@ -1022,7 +1022,7 @@ def check_resnet50(target, case):
         else:
             default, fix = "", "\n  Call it without training, BatchNormalization(axis=3)(X),"
         _fail(context, f"BatchNormalization is hard-wired to training={training} ({_where(location)}, layer "
-                       f"'{name}').{effect}{default}{fix} so that BatchNormalization follows the model's mode: "
+                       f"named '{name}').{effect}{default}{fix} so that BatchNormalization follows the model's mode: "
                        "batch statistics in fit(), moving statistics in predict() and model(X).")
     _check_inference_mode(context, model, tuple(args["input_shape"]))
 

@@ -15,7 +15,8 @@ from nbclient.exceptions import CellExecutionError
 import public_tests
 import resnet_checks
 from resnet_course import paths, reference
-from tests.wrong_implementations import identity_block_variant, resnet50_variant
+from tests.wrong_implementations import (MESSAGES_FROM_THE_RUNNING_CODE, WRONG_IMPLEMENTATIONS, identity_block_variant,
+                                         resnet50_variant)
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 MAX_LINES = 15  # what fits on a screen next to the cell, with room to spare
@@ -270,6 +271,10 @@ def test_a_stage_mistake_replayed_without_the_learners_frames_gets_the_general_h
     assert "raised ValueError: Inputs have incompatible shapes" in text
     assert "Hint: an Add got tensors of different shapes: an identity block must output the channels it " \
            "receives" in text, text
+
+
+def test_the_messages_from_the_running_code_are_wrong_implementations():
+    assert MESSAGES_FROM_THE_RUNNING_CODE <= {case[0] for case in WRONG_IMPLEMENTATIONS}
 
 
 def test_a_layer_not_applied_in_a_model_rebuilt_from_its_config_is_reported_missing():

@@ -297,3 +297,14 @@ WRONG_IMPLEMENTATIONS = [
     ("resnet50_global_pool_without_softmax", "ResNet50", resnet50_variant(head="global", softmax=False),
      "the output layer is Dense(units=6) with activation='linear': the output must be class probabilities"),
 ]
+
+# Mistakes whose message rests on what exists only while the learner's function runs: the layers it built
+# but did not apply (Keras records them on the tensors, not in the model's config) and the frames of a
+# call that raised (the block's input and filters). A grader that replays a recorded model or error has
+# neither and gives the general message for these: "missing ..." or the general hint about filters.
+MESSAGES_FROM_THE_RUNNING_CODE = {
+    "identity_add_not_applied", "identity_relu_after_add_not_applied", "identity_batch_norm_not_applied",
+    "resnet50_stage3_identity_filters_of_stage4", "resnet50_stage5_identity_filters_of_stage4",
+    "resnet50_stage3_convolutional_filters_wrong", "resnet50_average_pooling_not_applied",
+    "resnet50_zero_padding_not_applied",
+}
