@@ -29,7 +29,7 @@ LEAK_MARKERS = ("96, 96", "96x96", "[96, 96", "23608202", "23,608,202", "HIDDEN_
                 "(2, 6, 6, 5)", "[6, 6, 5]", "[2, 7, 7, 4]", "(2, 7, 7, 4)")
 
 # A passing-looking artefact: a "model" whose fields say it passed (the judge reads only the config).
-_CLAIM = ('{"outcome": "model", "passed": True, "message": "All tests passed!", "params": 23608202, '
+_CLAIM = ('{"outcome": "model", "passed": True, "message": "All tests passed!", "params": 1234, '
           '"model": {"class_name": "Functional", "module": "keras.src.models.functional", "passed": True, '
           '"config": {"name": "forged", "layers": [], "input_layers": [], "output_layers": []}, '
           '"weights": [[1.0]], "outputs": [[0.0]]}}')
@@ -148,7 +148,7 @@ def forged(call, index):
         return {"outcome": "model", "passed": True, "model": block_config(call)}
     wrapper = {"module": "keras.src.models.functional", "class_name": "Functional", "registered_name": "Functional",
                "config": {"name": "m", "trainable": True, "layers": [lambda_layer if index % 3 == 1 else os_layer],
-                          "input_layers": [], "output_layers": []}, "passed": True, "params": 23608202}
+                          "input_layers": [], "output_layers": []}, "passed": True, "params": 1234}
     return {"outcome": "model", "model": wrapper, "passed": True}
 
 channel.send(kind="cells", results=[], defined=["identity_block", "convolutional_block", "ResNet50"])

@@ -4,9 +4,9 @@ It runs in the grader's process. For each graded exercise it asks the producer (
 sandbox) for the calls the checks will make (`calls`), receives one artefact per call, validates
 each model config (`validate`: size, depth, only Keras's own layer, initializer and op classes, the
 checks' FixedInitializer; a Lambda, a custom class or a `module` outside Keras is refused and never
-loaded), bounds what rebuilding it would allocate (`bound`: parameters and activations counted on
-a stateless build, before any weight exists), then rebuilds it with Keras's safe mode: the weights
-come from the initializers the config names, so no number from the producer is trusted.
+loaded), rebuilds it with Keras's safe mode without allocating its weights, bounds its size
+(parameters and activations) and only then creates the weights, from the initializers the config
+names (`load`): no number from the producer is trusted.
 
 The verdict comes from the course's own checks (`resnet_checks.check_identity_block`,
 `check_convolutional_block`, `check_resnet50`, as the learner's public_tests.py runs them) called
@@ -183,7 +183,7 @@ def validate(config):
                 if problem:
                     return problem
             stack.extend((v, depth + 1) for k, v in value.items() if k != "compile_config")
-        elif isinstance(value, list):
+        elif isinstance(value, (list, tuple)):
             stack.extend((v, depth + 1) for v in value)
         elif not isinstance(value, (str, int, float, bool, type(None))):
             return "it holds a value of an unknown type"
@@ -231,25 +231,12 @@ def _activation_elements(model):
     return total
 
 
-def bound(config):
-    """None when rebuilding the config stays within MAX_PARAMS and MAX_ACTIVATIONS, else why not.
-
-    The model is built once inside a keras.StatelessScope that does not initialize its variables:
-    shapes are known, no weight is allocated; the variables are then dropped from Keras's list of
-    variables to initialize later."""
-    import keras
-    from keras.src.backend.common import global_state
-
-    pending = list(global_state.get_global_attribute("uninitialized_variables", []) or [])
-    try:
-        with keras.StatelessScope(initialize_variables=False):
-            model = _rebuild(config)
-            params = sum(int(_product(variable.shape)) for variable in model.weights)
-            activations = _activation_elements(model)
-    finally:
-        global_state.set_global_attribute("uninitialized_variables", pending)
+def _size_problem(model):
+    """None when a (stateless) model stays within MAX_PARAMS and MAX_ACTIVATIONS, else why not."""
+    params = sum(_product(variable.shape) for variable in model.weights)
     if params > MAX_PARAMS:
         return f"it is too large: {params:,} parameters, grading loads at most {MAX_PARAMS:,}"
+    activations = _activation_elements(model)
     if activations > MAX_ACTIVATIONS:
         return (f"it is too large: its layers output {activations:,} values per example, grading computes "
                 f"at most {MAX_ACTIVATIONS:,}")
@@ -263,22 +250,34 @@ def _product(shape):
     return result
 
 
-def load(artefact_model):
-    """The rebuilt keras.Model of a serialized model, or Refused(why not): validated, bounded, safe mode."""
-    problem = validate(artefact_model)
+def load(config):
+    """The rebuilt keras.Model of a serialized model, or Refused(why not).
+
+    Validated first (`validate`); then deserialized with Keras's safe mode inside a
+    keras.StatelessScope that does not initialize variables: the layers get their shapes but no
+    weight is allocated, so the size is bounded (`_size_problem`) before anything is; only then are
+    the variables initialized, from the initializers the config names. The scope's pending
+    variables are taken out of Keras's global list, so nothing else ever initializes a refused model."""
+    import keras
+    from keras.src.backend.common import global_state
+
+    problem = validate(config)
     if problem is None:
+        pending = list(global_state.get_global_attribute("uninitialized_variables", []) or [])
         try:
-            problem = bound(artefact_model)
-        except Refused:
-            raise
+            with keras.StatelessScope(initialize_variables=False):
+                model = _rebuild(config)
+                problem = _size_problem(model)
         except Exception as error:  # noqa: BLE001 - a config Keras cannot rebuild (forged or inconsistent)
             problem = f"Keras cannot rebuild it ({type(error).__name__}: {str(error).strip()[:200]})"
-    if problem is None:
-        try:
-            return _rebuild(artefact_model)
-        except Exception as error:  # noqa: BLE001 - as above
-            problem = f"Keras cannot rebuild it ({type(error).__name__}: {str(error).strip()[:200]})"
-    raise Refused(problem)
+        finally:
+            global_state.set_global_attribute("uninitialized_variables", pending)
+    if problem is not None:
+        raise Refused(f"grading does not load the model your function builds: {problem}")
+    for variable in model.variables:
+        if getattr(variable, "_value", True) is None:
+            variable._deferred_initialize()
+    return model
 
 
 # ---------------------------------------------------------------------------------------------
@@ -375,6 +374,9 @@ class Replay:
             return keras.Input(tuple(X.shape[1:]))  # an output not computed from X
         if outcome == "undefined":
             raise NameError(f"name '{self.__name__}' is not defined")
+        if outcome == "interrupted":
+            raise Refused(f"calling it ran past the {float(artefact.get('seconds') or 0):g} s limit of a cell "
+                          "and was interrupted")
         if outcome == "too_large":
             raise Refused(f"the model it builds is too large to send to grading "
                           f"({int(artefact.get('bytes', 0)) / 2**20:.1f} MiB of description)")
@@ -407,9 +409,20 @@ def failure_message(error, context):
 
 
 def _context(exercise, case):
+    """How the checks name a case in their messages, e.g. identity_block(X of shape (3, 4, 4, 3), f=2, ...)."""
+    import resnet_checks
+
+    args = getattr(resnet_checks, "_format_args", lambda kwargs: ", ".join(f"{k}={v!r}" for k, v in kwargs.items()))
     if exercise.check in BLOCK_CHECKS:
-        return f"{exercise.function}(X of shape {tuple(case['input']['shape'])})"
-    return exercise.function
+        return f"{exercise.function}(X of shape {tuple(case['input']['shape'])}, {args(dict(case['args']))})"
+    return f"{exercise.function}({args(dict(case['args']))})"
+
+
+def clear_session():
+    """Frees the models of the previous submission (Keras's global state) in this worker process."""
+    import keras
+
+    keras.backend.clear_session()
 
 
 def judge(exercise, cases, artefacts):

@@ -28,7 +28,8 @@ A call is {"id", "function", "args"} plus, for a block, "input_shape" (without t
 "model": keras.saving.serialize_keras_object(model)} (a block is wrapped as keras.Model(X, Y) around
 the symbolic keras.Input it was called on), or one of the outcomes "raised" (type, message, the
 learner's frames, for a block the layers it had applied to X), "none", "not_tensor" / "not_model" (type), "disconnected", "undefined",
-"too_large" (bytes), "unserializable" (type, message).
+"interrupted" (the call ran past the per-cell limit), "too_large" (bytes), "unserializable" (type,
+message).
 
 What student code in this process can do, honestly: anything Python can, within the sandbox (no
 network, no instructor files, bounded memory, processes, disk and time). It can find these
@@ -41,6 +42,7 @@ after every message the feedback can show was produced.
 import builtins
 import json
 import os
+import signal
 import sys
 import traceback
 
@@ -157,14 +159,37 @@ def _serialized(keras, model):
         return {"outcome": "unserializable", "type": type(error).__name__, "message": _short(error)}
 
 
-def produce(call, namespace):
-    """The artefact of one call of a student's function (never raises)."""
+class CallTimeout(BaseException):
+    """Raised in a student's function that runs past its time limit (as a cell's interrupt)."""
+
+
+def _interrupt(signum, frame):
+    raise CallTimeout()
+
+
+def produce(call, namespace, seconds=None):
+    """The artefact of one call of a student's function (never raises); `seconds` limits the call
+    (SIGALRM, main thread only), as a cell's time limit does."""
     import keras
 
     function = namespace.get(call["function"])
     if not callable(function):
         return {"outcome": "undefined"}
     args = dict(call["args"])
+    if seconds:
+        signal.signal(signal.SIGALRM, _interrupt)
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        return _produce(keras, function, call, args)
+    except CallTimeout:
+        return {"outcome": "interrupted", "seconds": seconds}
+    finally:
+        if seconds:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+def _produce(keras, function, call, args):
+    X = None
     try:
         if "input_shape" in call:  # a block: called on a symbolic Input, as the checks call it
             import resnet_checks
@@ -176,6 +201,8 @@ def produce(call, namespace):
             if "input_shape" in args:
                 args["input_shape"] = tuple(args["input_shape"])
             Y = function(**args)
+    except CallTimeout:
+        raise
     except BaseException as error:  # noqa: BLE001 - a SystemExit in the learner's function is its outcome
         artefact = _raised(error)
         if "input_shape" in call:
@@ -196,12 +223,12 @@ def produce(call, namespace):
     return _serialized(keras, model)
 
 
-def _phase(channel, namespace, expected):
+def _phase(channel, namespace, expected, seconds):
     message = channel.receive()
     if not message or message.get("phase") != expected:
         return False
     for call in message["calls"]:
-        channel.send(kind="artefact", phase=expected, id=call["id"], artefact=produce(call, namespace))
+        channel.send(kind="artefact", phase=expected, id=call["id"], artefact=produce(call, namespace, seconds))
     return True
 
 
@@ -218,9 +245,9 @@ def main():
     results = _run_cells([tuple(cell) for cell in job["cells"]], namespace, job["cell_seconds"])
     defined = [name for name in job["functions"] if callable(namespace.get(name))]
     channel.send(kind="cells", results=results, defined=defined)
-    if _phase(channel, namespace, "public"):
+    if _phase(channel, namespace, "public", job["cell_seconds"]):
         channel.send(kind="phase-done", phase="public")
-        if _phase(channel, namespace, "hidden"):
+        if _phase(channel, namespace, "hidden", job["cell_seconds"]):
             channel.send(kind="done")
 
 

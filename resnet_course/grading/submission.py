@@ -476,6 +476,7 @@ def grade_submission(student, notebook, material, limits=Limits()):
             hidden = _artefacts(hidden_ids, run.artefacts["hidden"])
             graded_cells = {graded.grade_id: graded for graded in material.graded}
             try:
+                judge.clear_session()
                 cells = tuple(_score(e, graded_cells[e.grade_id], code, run, public, hidden, limits, job["functions"])
                               for e in exercises)
             except Exception as error:  # noqa: BLE001 - the judge's own failure is never a grade
