@@ -3,6 +3,7 @@ magics, one namespace, a later definition wins), errors with the learner's line,
 cell. Run directly, without the sandbox (the producer runs the same function inside it)."""
 import ast
 import signal
+import subprocess
 import sys
 
 import pytest
@@ -93,10 +94,10 @@ def test_sys_exit_ends_only_its_cell():
 
 
 def test_a_slow_cell_is_interrupted_at_its_limit_and_the_next_cells_run():
-    results, namespace = run("import time\nfor _ in range(300):\n    time.sleep(0.05)\n", "after = 1\n", seconds=1)
+    results, namespace = run("import time\ntime.sleep(300)\n", "after = 1\n", seconds=1)
     assert results[0]["status"] == "interrupted"
     assert results[0]["error"] == "interrupted after 1 s"
-    assert results[0]["line"] == "line 3: time.sleep(0.05)"
+    assert results[0]["line"] == "line 2: time.sleep(300)"
     assert results[0]["seconds"] < 10  # 1 s, plus a loaded machine's delay
     assert results[1]["status"] == "ok" and namespace["after"] == 1
 
@@ -111,9 +112,8 @@ def test_a_cell_that_catches_the_interrupt_is_interrupted_again():
 
 def test_no_timer_handler_or_main_module_is_left_behind():
     before, main = signal.getsignal(signal.SIGALRM), sys.modules["__main__"]
-    results, _ = run("import __main__\nmain_is_the_namespace = __main__.x if (x := 1) else 0\n", "raise KeyError('k')\n",
-                     seconds=2)
-    assert results[0]["status"] == "ok"  # inside, __main__ is the cells' namespace, as in a kernel
+    results, namespace = run("x = 1\nimport __main__\nsame = __main__.x == 1\n", "raise KeyError('k')\n", seconds=2)
+    assert namespace["same"] is True  # inside, __main__ is the cells' namespace, as in a kernel
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
     assert signal.getsignal(signal.SIGALRM) is before
     assert sys.modules["__main__"] is main
@@ -147,3 +147,15 @@ def test_the_kernel_imports_only_the_standard_library_and_ipython():
                 for alias in node.names}
     imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert imported - set(sys.stdlib_module_names) == {"IPython", "traitlets"}
+
+
+def test_an_interrupted_cell_keeps_its_line_while_ipython_does_its_bookkeeping():
+    # With Keras loaded, IPython's formatting of a failed cell for its history took seconds: the
+    # repeating interrupt landed there (outside the learner's code) and the cell's line was lost.
+    script = ("import keras\nfrom resnet_course.grading.kernel import run_cells\n"
+              "print(run_cells([('a', 'import time\\ntime.sleep(300)\\n'), ('b', 'x = 1\\n')], {}, 1))\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=paths.ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = ast.literal_eval(done.stdout.strip().splitlines()[-1])
+    assert [(r["status"], r["line"]) for r in results] == [("interrupted", "line 2: time.sleep(300)"), ("ok", None)]

@@ -37,7 +37,8 @@ HIDDEN_FAILED = "Failed the hidden tests."
 REMOVED = "[output removed from the feedback: it showed hidden test content]"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # The cell's own frame in an ipykernel traceback: "Cell In[13], line 5" (or IPython's older form)
-_CELL_FRAME = re.compile(r"(?:Cell In\s*\[\s*\d*\s*\],\s*line\s+|<ipython-input-\d+-[0-9a-f]+>[^\n]*?(?:line\s+|:))(\d+)")
+_CELL_FRAME = re.compile(r"(?:Cell In\s*\[\s*\d*\s*\],\s*line\s+"
+                         r"|<ipython-input-\d+-[0-9a-f]+>[^\n]*?(?:line\s+|:))(\d+)")
 _MIN_LINE = 20  # shorter hidden lines (e.g. "]") are not evidence of a leak
 _MIN_NAME = 8
 _MIN_DIGITS = 5
@@ -107,8 +108,9 @@ def _error_line(output):
 class HideHiddenTests(NbGraderPreprocessor):
     """Removes hidden test regions and what they printed from the notebook feedback is made from."""
 
-    begin_test_delimeter = Unicode("BEGIN HIDDEN TESTS", help="Marks the start of a hidden test region").tag(config=True)
-    end_test_delimeter = Unicode("END HIDDEN TESTS", help="Marks the end of a hidden test region").tag(config=True)
+    # the names and defaults of nbgrader's ClearHiddenTests, so one setting can serve both
+    begin_test_delimeter = Unicode("BEGIN HIDDEN TESTS", help="Marks the start of a hidden region").tag(config=True)
+    end_test_delimeter = Unicode("END HIDDEN TESTS", help="Marks the end of a hidden region").tag(config=True)
     public_done = Unicode("All tests passed!", help="The line a graded cell's public part prints last").tag(config=True)
 
     def preprocess(self, nb, resources):

@@ -44,7 +44,7 @@ class CodeCell:
 class StudentCode:
     cells: tuple  # CodeCell..., notebook order, every copy (the kernel runs all; a later definition wins)
     missing: tuple  # solution grade_ids with no code cell at all (and no Markdown cell either)
-    markdown: tuple  # solution grade_ids found only as a Markdown (or raw) cell
+    markdown: tuple  # solution grade_ids found only as a Markdown (or Raw) cell
     notes: tuple  # one line each for the feedback
 
 
@@ -172,17 +172,17 @@ def student_code(notebook, material):
     by its grade_id as a name.
 
     Which cells run: every code cell standing for a solution (by metadata or by definitions) and
-    every code cell the student added (no nbgrader metadata, not the text of a test cell, nor the
-    text of a locked cell or 90 % like it), up to the last graded test cell (found by metadata or by its text); when no test cell
-    is left, up to the last solution cell. Locked cells, test cells and everything after the tests
-    (the training part) never run.
+    every non-empty code cell the student added (no nbgrader metadata, not the text of a test cell,
+    nor the text of a locked cell or 90 % like it), up to the last graded test cell (found by
+    metadata or by its text); when no test cell is left, up to the last solution cell. Locked
+    cells, test cells and everything after the tests (the training part) never run.
     """
     known = getattr(material, "reference", None) or _default_reference()
     solutions = tuple(material.solutions)
     names = {grade_id: (known.defines.get(grade_id) or frozenset({grade_id})) for grade_id in solutions}
     tests = {grade.grade_id for grade in material.graded}
     test_texts = {_public(grade): grade.grade_id for grade in material.graded}
-    locked_texts = set(known.locked) | {normalized(getattr(material, "packages", "") or "")} - {""}
+    locked_texts = (set(known.locked) | {normalized(getattr(material, "packages", "") or "")}) - {""}
 
     kinds = []  # (index, kind, grade_id, source, defines, matched_by_definitions)
     for index, cell in enumerate(notebook.cells):
@@ -245,7 +245,8 @@ def student_code(notebook, material):
     for index, kind, grade_id, *_ in kinds:
         if kind == "markdown" and grade_id not in covered and grade_id not in markdown:
             markdown.append(grade_id)
-            notes.append(f"cell {index} ({grade_id}) is a Markdown cell, not a Code cell, so it does not run: "
+            cell_type = "a Raw" if notebook.cells[index].get("cell_type") == "raw" else "a Markdown"
+            notes.append(f"cell {index} ({grade_id}) is {cell_type} cell, not a Code cell, so it does not run: "
                          f"the tests that need {grade_id} score 0 (change the cell back to Code)")
     missing = tuple(g for g in solutions if g not in covered and g not in markdown)
     return StudentCode(tuple(cells), missing, tuple(markdown), tuple(notes))
