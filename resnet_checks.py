@@ -538,7 +538,7 @@ def _split_block(context, steps, projection, unapplied=()):
     merges = [i for i, step in enumerate(steps) if step.branches is not None]
     layers = " -> ".join(_label(describe(step)) for step in steps)
     unapplied_labels = [_label(item) for item in unapplied]
-    if not merges and any(item[0] in ("Add", "add") for item in unapplied):
+    if not merges and "Add" in unapplied_labels:
         _fail(context, "Add is not applied: the next layer does not take its output (the ReLU is applied to "
                        "the main path). Assign it, X = Add()([X, X_shortcut]), then apply the ReLU to X."
                        f"\n  got: {layers}")
@@ -854,7 +854,8 @@ def _bn_training_problem(items, covered):
 
 
 def _block_call(item):
-    """The learner's call of a described block, e.g. X = identity_block(X, f=3, filters=[64, 64, 256], training=None)."""
+    """The learner's call of a described block, as text: e.g.
+    X = identity_block(X, f=3, filters=[64, 64, 256], training=None)."""
     settings = dict(zip(_FIELDS[item[0]], item[2:]))
     name = "convolutional_block" if item[0] == "ConvolutionalBlock" else "identity_block"
     stride = f", s={settings['s']}" if "s" in settings else ""
