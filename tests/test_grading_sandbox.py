@@ -245,3 +245,16 @@ def test_preflight_starts_the_sandbox_with_keras_or_says_in_one_line_what_is_mis
     assert "\n" not in str(missing.value) and "apt-get install bubblewrap" in str(missing.value)
     with pytest.raises(sandbox.SandboxUnavailable):  # a grading step is refused too, never run half-way
         sandbox.Sandbox(Path("/nonexistent"), ["true"], 2**30, 64)
+
+
+def test_a_fork_bomb_that_catches_its_errors_ends_at_the_process_limit_not_at_the_clock():
+    bomb = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"
+    workdir = sandbox.new_scratch_folder()
+    try:
+        started = time.monotonic()
+        with sandbox.Sandbox(workdir, [sys.executable, "-E", "-s", "-B", "-c", bomb], 2**30, 32) as box:
+            box.process.communicate(timeout=120)
+            assert box.limit_hit() == "processes"
+        assert time.monotonic() - started < 60  # ended by the watcher, not by the timeout above
+    finally:
+        shutil.rmtree(workdir)

@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -286,10 +287,15 @@ class Sandbox:
     `workdir`: host folder whose files appear read-only in SANDBOX_DIR; `memory_bytes` and
     `max_processes`: the cgroup limits (rlimits where cgroups cannot be made); `disk_bytes`: the size
     of each of the sandbox's two writable tmpfs (SANDBOX_DIR and /tmp), whose content also counts
-    as the sandbox's memory. `limit_hit()` names the limit the sandbox ran into ("memory",
-    "processes") or None; leaving the context kills whatever is left of the sandbox and removes its
-    cgroups. Raises SandboxUnavailable when bwrap is not on PATH.
+    as the sandbox's memory. Either cgroup limit ends the sandbox: the kernel's OOM killer ends a
+    process over the memory limit, and a watcher kills the whole sandbox as soon as it runs into the
+    process limit (a fork bomb that catches its errors would otherwise fork on until the wall clock).
+    `limit_hit()` names the limit the sandbox ran into ("memory", "processes") or None; leaving the
+    context kills whatever is left of the sandbox and removes its cgroups. Raises SandboxUnavailable
+    when bwrap is not on PATH.
     """
+
+    WATCH_SECONDS = 0.25  # how often the watcher looks at the process limit
 
     def __init__(self, workdir, command, memory_bytes, max_processes, env=None, disk_bytes=DEFAULT_DISK_BYTES):
         argv = bwrap_command(workdir, command, env or {}, disk_bytes, bwrap=bwrap_path())
@@ -306,6 +312,15 @@ class Sandbox:
             if self.cgroups is not None:
                 self.cgroups.remove()
             raise
+        if self.cgroups is not None:
+            threading.Thread(target=self._watch_processes, daemon=True).start()
+
+    def _watch_processes(self):
+        while self.process.poll() is None:
+            if self.cgroups.processes_exceeded():
+                self.kill()
+                return
+            time.sleep(self.WATCH_SECONDS)
 
     def limit_hit(self):
         if self.cgroups is None:
