@@ -16,8 +16,9 @@ from display_utils import TrainingProgress, duration, fit_with_progress, stage_r
 from resnet_course import reference
 from resnet_course.paths import DATASETS_DIR as SIGNS_DIR, ROOT
 
-EPOCH_LINE = re.compile(r"epoch (\d+)/(\d+): loss \d+\.\d{4}, accuracy [01]\.\d{4} "
-                        r"\(\d+ s, (?:(?:less than|about) .+ left|.+ in all)\)")
+DURATION = r"(?:\d+ s|\d+\.\d min|\d+ h \d\d min)"  # what duration() writes
+EPOCH_LINE = re.compile(rf"epoch (\d+)/(\d+): loss \d+\.\d{{4}}, accuracy [01]\.\d{{4}} "
+                        rf"\({DURATION}, (?:(?:less than|about) .+ left|.+ in all)\)")
 
 
 def _tiny_model():
@@ -48,7 +49,7 @@ def test_fit_with_progress_prints_the_plan_steps_of_the_first_epoch_then_one_lin
     assert lines[0] == ("Training 3 epochs of 8 steps. The first epoch also builds the graph "
                         "(TensorFlow compiles the model): it takes longer.")
     # steps 1, 3, 6 of the first epoch only (step 8 ends the epoch: its line says the rest)
-    assert [re.sub(r"\d+ s$", "N s", line) for line in lines[1:4]] == [
+    assert [re.sub(DURATION + "$", "N s", line) for line in lines[1:4]] == [
         "  step 1/8: N s", "  step 3/8: N s", "  step 6/8: N s"]
     epochs = [EPOCH_LINE.fullmatch(line) for line in lines[4:]]
     assert all(epochs) and [m.group(1) for m in epochs] == ["1", "2", "3"], lines[4:]
@@ -78,7 +79,7 @@ def test_a_resumed_run_says_where_it_starts_and_metrics_can_be_left_to_keras():
     progress.on_epoch_begin(3)
     progress.on_epoch_end(3, {"loss": 1.0})
     assert lines[0].startswith("Training 2 epochs of 4 steps (from epoch 4).")
-    assert re.fullmatch(r"epoch 4/5 \(\d+ s, less than \d+ s left\)", lines[1]), lines[1]
+    assert re.fullmatch(rf"epoch 4/5 \({DURATION}, less than {DURATION} left\)", lines[1]), lines[1]
 
 
 def _dataset(X, Y):
@@ -165,8 +166,8 @@ def test_train_py_prints_each_epoch_s_seconds_and_the_time_left(tmp_path, capsys
     assert train.main(argv) == 0
     out = capsys.readouterr().out
     assert "Training 2 epochs of 2 steps. The first epoch also builds the graph" in out
-    assert re.search(r"^epoch 1/2 \(\d+ s, less than \d+ s left\)$", out, re.MULTILINE), out
-    assert re.search(r"^epoch 2/2 \(\d+ s, \d+ s in all\)$", out, re.MULTILINE), out
+    assert re.search(rf"^epoch 1/2 \({DURATION}, less than {DURATION} left\)$", out, re.MULTILINE), out
+    assert re.search(rf"^epoch 2/2 \({DURATION}, {DURATION} in all\)$", out, re.MULTILINE), out
 
 
 def test_under_nbgrader_fit_with_progress_makes_a_token_run(monkeypatch, capsys):
