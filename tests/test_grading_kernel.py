@@ -159,3 +159,13 @@ def test_an_interrupted_cell_keeps_its_line_while_ipython_does_its_bookkeeping()
     assert done.returncode == 0, done.stderr[-3000:]
     results = ast.literal_eval(done.stdout.strip().splitlines()[-1])
     assert [(r["status"], r["line"]) for r in results] == [("interrupted", "line 2: time.sleep(300)"), ("ok", None)]
+
+
+def test_tracebacks_name_the_cell_by_its_label():
+    # the checks show the learner's frames ("Where your code raised it"): they name the cell as the feedback does
+    namespace = {}
+    run_cells([("identity_block", "def f():\n    raise ValueError('x')\n"),
+               ("added cell 7", "import traceback\ntry:\n    f()\nexcept ValueError as error:\n    frames = [(t.filename, "
+                                "t.lineno) for t in traceback.extract_tb(error.__traceback__)]\n"),
+               ("identity_block", "g = 1\n")], namespace, 5)
+    assert namespace["frames"] == [("<cell added cell 7>", 3), ("<cell identity_block>", 2)]

@@ -19,7 +19,6 @@ Start-up: importing IPython and creating the shell costs about 0.5 s (measured o
 2-core EPYC machine), once per submission.
 """
 import ast
-import re
 import signal
 import sys
 import time
@@ -39,7 +38,6 @@ RUNNING_LINE_MAGICS = frozenset({
 RUNNING_CELL_MAGICS = frozenset({"time", "capture"})
 ERROR_CHARS = 600
 LINE_CHARS = 200
-_CELL_FILE = re.compile(r"^<ipython-input-(\d+)-[0-9a-f]+>$")
 
 
 class CellTimeout(KeyboardInterrupt):
@@ -103,12 +101,11 @@ def defined_names(source):
     return frozenset(names)
 
 
-def _caller_line():
-    """The line of the learner's cell that called a magic (for the note), or None."""
-    frame = sys._getframe(2)
+def _cell_frame(frame, files):
+    """The innermost frame of the learner's cells on the stack from `frame` outwards, or None."""
     while frame is not None:
-        if _CELL_FILE.match(frame.f_code.co_filename):
-            return frame.f_lineno
+        if frame.f_code.co_filename in files:
+            return frame
         frame = frame.f_back
     return None
 
@@ -117,8 +114,8 @@ class GradingShell(InteractiveShell):
     """IPython's shell with the magics that cannot run in grading turned into notes."""
 
     def _skip(self, what, reason):
-        line = _caller_line()
-        where = f"line {line}: " if line else ""
+        frame = _cell_frame(sys._getframe(2), self.grading_files)
+        where = f"line {frame.f_lineno}: " if frame is not None else ""
         self.grading_notes.append(f"{where}{what} {reason} (skipped)")
 
     def run_line_magic(self, magic_name, line, _stack_depth=1):
@@ -169,17 +166,18 @@ def _shell(namespace):
     InteractiveShell.clear_instance()
     shell = GradingShell.instance(user_ns=namespace, config=config)
     shell.grading_notes, shell.grading_skipped_cell = [], False
+    shell.grading_files = {}  # the file name each cell's code is compiled under -> (label, source)
     return shell
 
 
 def _error_text(error):
-    # a SyntaxError's str() names IPython's cell file; its line is in the result's "line"
+    # a SyntaxError's str() names the cell's file; its line is in the result's "line"
     text = str(error.msg if isinstance(error, SyntaxError) else error).strip()
     text = f"{type(error).__name__}: {text}" if text else type(error).__name__
     return text if len(text) <= ERROR_CHARS else text[:ERROR_CHARS - 3] + "..."
 
 
-def _learner_line(error, cells, current):
+def _learner_line(error, files, current):
     """'line N: text' of the deepest frame of the learner's cells in the error's traceback (prefixed
     with the cell's label when it is another cell than the one that raised), else None."""
     found = None
@@ -187,38 +185,35 @@ def _learner_line(error, cells, current):
         found = current, error.lineno
     tb = error.__traceback__
     while tb is not None:
-        match = _CELL_FILE.match(tb.tb_frame.f_code.co_filename)
-        if match and int(match.group(1)) in cells:
-            found = int(match.group(1)), tb.tb_lineno
+        if tb.tb_frame.f_code.co_filename in files:
+            found = tb.tb_frame.f_code.co_filename, tb.tb_lineno
         tb = tb.tb_next
     if found is None:
         return None
-    number, line = found
-    label, source = cells.get(number, (None, ""))
+    name, line = found
+    label, source = files[name]
     lines = source.splitlines()
     text = lines[line - 1].strip() if 0 < line <= len(lines) else ""
-    where = f"line {line}" if number == current else f"cell '{label}', line {line}"
+    where = f"line {line}" if name == current else f"cell '{label}', line {line}"
     return f"{where}: {text}"[:LINE_CHARS]
 
 
-def _in_a_cell(frame):
-    while frame is not None:
-        if _CELL_FILE.match(frame.f_code.co_filename):
-            return True
-        frame = frame.f_back
-    return False
-
-
-def _run_one(shell, label, source, cell_seconds, cells):
+def _run_one(shell, label, source, cell_seconds):
+    # The cell's code is compiled under "<cell LABEL>": tracebacks and the learner frames the
+    # checks show name the cell as the feedback does (Jupyter says "Cell In[12]").
+    name = f"<cell {label}>"
+    if name in shell.grading_files:
+        name = f"<cell {label} #{len(shell.grading_files) + 1}>"
+    shell.grading_files[name] = (label, source)
+    shell.compile.get_code_name = lambda raw_code, transformed_code, number: name
     number = shell.execution_count
-    cells[number] = (label, source)
     shell.grading_notes, shell.grading_skipped_cell = [], False
     state = {"armed": True, "expired": False}
 
     def interrupt(signum, frame):
         # Only into the learner's code (a cell's frame on the stack): raised inside IPython's own
         # bookkeeping, it would lose the cell's result. The timer repeats, so it comes back.
-        if state["armed"] and _in_a_cell(frame):
+        if state["armed"] and _cell_frame(frame, shell.grading_files) is not None:
             state["expired"] = True
             raise CellTimeout(f"interrupted after {cell_seconds:g} s")
 
@@ -242,9 +237,9 @@ def _run_one(shell, label, source, cell_seconds, cells):
               "note": "; ".join(shell.grading_notes) or None, "seconds": round(time.monotonic() - start, 3)}
     if state["expired"]:
         record.update(status="interrupted", error=f"interrupted after {cell_seconds:g} s",
-                      line=_learner_line(error, cells, number) if error is not None else None)
+                      line=_learner_line(error, shell.grading_files, name) if error is not None else None)
     elif error is not None:
-        record.update(status="error", error=_error_text(error), line=_learner_line(error, cells, number))
+        record.update(status="error", error=_error_text(error), line=_learner_line(error, shell.grading_files, name))
     elif shell.grading_skipped_cell:
         record.update(status="skipped")
     return record
@@ -263,9 +258,8 @@ def run_cells(cells, namespace, cell_seconds):
     """
     main = sys.modules.get("__main__")
     shell = _shell(namespace)  # makes `namespace` the __main__ module while the cells run, as a kernel does
-    numbered = {}
     try:
-        return [_run_one(shell, label, source, cell_seconds, numbered) for label, source in cells]
+        return [_run_one(shell, str(label), source, cell_seconds) for label, source in cells]
     finally:
         sys.stdout.flush()
         if main is not None:  # the caller's own __main__ again
