@@ -165,7 +165,8 @@ def test_tracebacks_name_the_cell_by_its_label():
     # the checks show the learner's frames ("Where your code raised it"): they name the cell as the feedback does
     namespace = {}
     run_cells([("identity_block", "def f():\n    raise ValueError('x')\n"),
-               ("added cell 7", "import traceback\ntry:\n    f()\nexcept ValueError as error:\n    frames = [(t.filename, "
-                                "t.lineno) for t in traceback.extract_tb(error.__traceback__)]\n"),
+               ("added cell 7", "import traceback\ntry:\n    f()\nexcept ValueError as error:\n"
+                                "    frames = [(t.filename, t.lineno)\n"
+                                "              for t in traceback.extract_tb(error.__traceback__)]\n"),
                ("identity_block", "g = 1\n")], namespace, 5)
     assert namespace["frames"] == [("<cell added cell 7>", 3), ("<cell identity_block>", 2)]
