@@ -117,6 +117,9 @@ def build_parser():
     p.add_argument("--resume", action="store_true",
                    help="continue the nets in --out from their checkpoints; only --iterations "
                         "may change (default: off)")
+    p.add_argument("--report-only", action="store_true",
+                   help="train nothing: write the figures and the JSON from the checkpoints in "
+                        "--out as far as they got (default: off)")
     p.add_argument("--overwrite", action="store_true",
                    help="start again even if --out holds a run (default: off, refuse)")
     return p
@@ -124,7 +127,7 @@ def build_parser():
 
 def settings_from(args):
     given = {k: v for k, v in vars(args).items()
-             if k not in ("resume", "overwrite") and v is not None}
+             if k not in ("resume", "overwrite", "report_only") and v is not None}
     if "models" in given:
         given["models"] = tuple(given["models"])
     settings = Settings(**given)
@@ -444,7 +447,8 @@ def write_results(histories, s, wall_seconds, command, log):
     from resnet_course.machine import machine_info
     from resnet_course.reporting import save_figure
 
-    nets = {name: net_results(name, histories[name], s) for name in s.models}
+    nets = {name: net_results(name, histories[name], s) for name in s.models
+            if name in histories}
     results = {
         "command": command,
         "settings": {**{k: (list(v) if isinstance(v, tuple) else v)
@@ -457,8 +461,10 @@ def write_results(histories, s, wall_seconds, command, log):
                      "gradient_norms": f"cross-entropy on {GRADIENT_BATCH} fixed un-augmented "
                                        f"training images, BatchNorm in training mode"},
         "machine": machine_info(),
-        "wall_seconds": wall_seconds,
+        "wall_seconds": wall_seconds,  # of the training invocation; None: --report-only
         "train_seconds": sum(n["train_seconds"] for n in nets.values()),
+        # every window's training steps, test evaluation and checkpoint, over all invocations
+        "window_seconds": sum(sum(h.get("seconds", [])) for h in histories.values()),
         "nets": nets,
         "findings": findings(nets),
         "paper": PAPER,
@@ -495,6 +501,29 @@ def run(s, resume=False, overwrite=False, command=None, log=print):
     return write_results(histories, s, time.perf_counter() - wall_start, command, log)
 
 
+def stored_histories(s, log=print):
+    """{net: history} from the checkpoints in s.out, without training (--report-only): the
+    nets not started yet are left out, unfinished ones drawn as far as they got."""
+    from resnet_course.checkpoints import CHECKPOINT_STATE, read_checkpoint
+    from resnet_course.train_config import TrainError, merge_resumed_config
+
+    histories = {}
+    for name in s.models:
+        out = Path(s.out) / name
+        if not (out / CHECKPOINT_STATE).is_file():
+            log(f"{label(name)}: no checkpoint in {out}, left out")
+            continue
+        state, _ = read_checkpoint(out)
+        # TrainError if the run used other settings than these (only --iterations may differ)
+        merge_resumed_config(state["config"], net_config(name, s).to_dict())
+        histories[name] = state["history"]
+        log(f"{label(name)}: {int(state['epoch']) * s.eval_every} iterations in {out}")
+    if not histories:
+        raise TrainError(f"{s.out}: no net has a checkpoint yet; start the run without "
+                         f"--report-only.")
+    return histories
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)  # --help and bad options exit here, without TF
     tf_environment.import_tensorflow_quietly()  # without its start-up notice
@@ -504,7 +533,10 @@ def main(argv=None):
     def body():
         settings = settings_from(args)
         command = " ".join([PROG, *(sys.argv[1:] if argv is None else map(str, argv))])
-        run(settings, resume=args.resume, overwrite=args.overwrite, command=command)
+        if args.report_only:
+            write_results(stored_histories(settings), settings, None, command, print)
+        else:
+            run(settings, resume=args.resume, overwrite=args.overwrite, command=command)
 
     return cli.run_main(PROG, body, (TrainError, OSError),
                         interrupted="interrupted; every net keeps its last checkpoint in "

@@ -100,6 +100,17 @@ def test_tiny_run_writes_the_json_and_figures_and_resumes(tiny_cifar, tmp_path, 
         with Image.open(figures / name) as image:
             assert image.format == "PNG" and image.width > 800 and image.height > 300
 
+    # --report-only redraws from the checkpoints without training
+    code, out, err = run([*tiny_args(tiny_cifar, tmp_path, 4), "--report-only",
+                          "--figures", tmp_path / "again"], capsys)
+    assert code == 0, err
+    again = json.loads((tmp_path / "again" / depth.RESULTS_JSON).read_text())
+    assert again["wall_seconds"] is None
+    for name, net in again["nets"].items():
+        assert net["test_curve"] == results["nets"][name]["test_curve"]
+        assert net["gradient_norms"] == results["nets"][name]["gradient_norms"]
+    assert (tmp_path / "again" / depth.CURVES_FIGURE).is_file()
+
 
 def test_gradient_points_and_defaults():
     s = depth.Settings()
