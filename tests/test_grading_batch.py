@@ -42,6 +42,8 @@ LIMITS = limits_of(parse_args(list(OPTIONS)))
 RESUMED = ("correct", "wrong-identity_block", "wrong-convolutional_block", "wrong-ResNet50", "untouched",
            "corrupt-json")
 SCRATCH = "resnet-grading-"
+# The batch's one grader run is the longest step of the suite (minutes; longer on a shared machine).
+pytestmark = pytest.mark.timeout(3600)
 
 
 def make_course(folder):
@@ -72,7 +74,11 @@ def grader(course, options=OPTIONS, env=None):
 
 
 def finish(process, returncode=0):
-    out, err = process.communicate(timeout=1500)
+    try:
+        out, err = process.communicate(timeout=3000)
+    finally:  # a failed or timed-out test must not leave the grader running
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
     assert process.returncode == returncode, err[-3000:]
     return out, err
 
@@ -257,7 +263,7 @@ def test_a_killed_grader_resumes_with_none_lost_none_twice_and_the_same_grades(b
 # Machine faults are never grades (issue 18, item 3)
 # ---------------------------------------------------------------------------------------------
 
-SLOW_SECONDS = 20
+SLOW_SECONDS = 60
 
 
 def slow():
@@ -287,13 +293,13 @@ def test_without_bubblewrap_nothing_is_recorded_and_a_rerun_grades_with_the_sett
     assert not (course / JOURNAL_NAME).exists() and not (course / "autograded").exists()
     assert not (course / "gradebook.db").exists()  # no row: not even a gradebook
 
-    short = ("--workers", "2", "--timeout", f"{SLOW_SECONDS / 2:g}")
+    short = ("--workers", "2", "--timeout", f"{SLOW_SECONDS / 2:g}")  # (ResNet50's model is built within it)
     out, err = finish(grader(course, short))  # bubblewrap back on PATH: the same command grades
     first = scores(out)
     assert first["correct"] == "10/10" and first["slow"] != "10/10", out
     assert gradebook_scores(course, ["correct"]) == {"correct": FULL}
 
-    out, _ = finish(grader(course, ("--workers", "2", "--timeout", f"{SLOW_SECONDS * 4:g}")))  # a larger --timeout
+    out, _ = finish(grader(course, ("--workers", "2", "--timeout", f"{SLOW_SECONDS * 2:g}")))  # a larger --timeout
     assert scores(out) == {"correct": "10/10", "slow": "10/10"}, out  # graded again, not replayed
     records = journal_records(course)
     assert sorted(record["student"] for record in records) == ["correct", "correct", "slow", "slow"]
