@@ -268,3 +268,22 @@ def test_a_sandbox_that_does_not_start_is_a_grading_fault(material, monkeypatch)
     monkeypatch.setattr(submission, "Sandbox", unavailable)
     with pytest.raises(submission.GradingFault, match="the sandbox did not start: bwrap: not found"):
         submission.grade_submission("anyone", submissions.correct(), material, LIMITS)
+
+
+def test_registered_names_and_compile_settings_are_not_loaded(exercises):
+    config = functional({"module": "keras.layers", "class_name": "Dense", "registered_name": "Custom>Evil",
+                         "config": {"units": 1}})
+    with pytest.raises(judge.Refused, match="names the class 'Custom>Evil'"):
+        judge.load(config)
+    # A ResNet50 that compiles its model: the compile settings are dropped unread, the model is judged
+    import keras
+
+    def compiled(input_shape=(64, 64, 3), classes=6):
+        model = reference.ResNet50(input_shape, classes)
+        model.compile(optimizer=keras.optimizers.Adam(), loss="categorical_crossentropy", metrics=["accuracy"])
+        return model
+
+    exercise = exercises["ResNet50"]
+    made = artefacts(exercise, compiled, exercise.public_cases)
+    assert any("compile_config" in json.dumps(artefact) for artefact in made.values())
+    assert judge.judge(exercise, exercise.public_cases, made) is None

@@ -182,6 +182,7 @@ def validate(config):
                 problem = _class_problem(value)
                 if problem:
                     return problem
+            # compile settings are dropped unread before rebuilding (_without_compile_config)
             stack.extend((v, depth + 1) for k, v in value.items() if k != "compile_config")
         elif isinstance(value, (list, tuple)):
             stack.extend((v, depth + 1) for v in value)
@@ -194,6 +195,9 @@ def _class_problem(value):
     name, module = value.get("class_name"), value.get("module")
     if name in _DATA and module is None:
         return None
+    if value.get("registered_name") not in (None, name):
+        # Keras looks a registered name up among the custom objects registered in this process first
+        return f"it names the class {str(value.get('registered_name'))[:100]!r}, which grading does not load"
     if name == "function" and module in _FUNCTION_MODULES:
         import keras
 
@@ -207,6 +211,16 @@ def _class_problem(value):
         return None
     return (f"it uses {module}.{name}, a class grading does not load: build it from the Keras layers the "
             "notebook imports")
+
+
+def _without_compile_config(value):
+    """The config without the compile settings Keras would apply when deserializing (optimizer, loss,
+    metrics: classes the checks never use); a student's function may compile its model."""
+    if isinstance(value, dict):
+        return {k: _without_compile_config(v) for k, v in value.items() if k != "compile_config"}
+    if isinstance(value, (list, tuple)):
+        return [_without_compile_config(v) for v in value]
+    return value
 
 
 def _rebuild(config):
@@ -263,6 +277,7 @@ def load(config):
 
     problem = validate(config)
     if problem is None:
+        config = _without_compile_config(config)
         pending = list(global_state.get_global_attribute("uninitialized_variables", []) or [])
         try:
             with keras.StatelessScope(initialize_variables=False):
