@@ -20,6 +20,7 @@ cells and records their checksums; this module then strips any outputs and write
 nbformat's canonical JSON, so the same source always gives the same bytes.
 """
 import argparse
+import re
 import subprocess
 import sys
 import tempfile
@@ -134,10 +135,14 @@ def publishing_steps(addresses, files_zip=bundle.FILES_ZIP, bundle_zip=bundle.BU
                      "c.ResNetCourse.bundle_url in instructor/nbgrader_config.py): where the notebook's "
                      f"files are missing (e.g. on Colab), learners put {bundle_zip.name} or {files_zip.name} "
                      f"beside the notebook, or upload it on Colab when the setup cell asks.")
-    if "colab.research.google.com/github/" in addresses.colab_url:
-        repository = addresses.colab_url.split("/github/", 1)[1].split("/blob/", 1)[0]
-        steps.append(f"Commit and push {_shown(notebook)} to the main branch of github.com/{repository}: "
-                     f"the notebook's and README's \"Open in Colab\" badge opens {addresses.colab_url}.")
+    github = re.fullmatch(r"https://colab\.research\.google\.com/github/([^/]+/[^/]+)/blob/([^/]+)/(.+)",
+                          addresses.colab_url)
+    if github:
+        repository, branch, where = github.groups()
+        renamed = "" if where == str(_shown(notebook)) else f" as {where}"
+        steps.append(f"Commit {_shown(notebook)}{renamed} and push it to the {branch} branch of "
+                     f"github.com/{repository}: the notebook's and README's \"Open in Colab\" badge opens "
+                     f"{addresses.colab_url}.")
     elif addresses.colab_url:
         steps.append(f"Put {_shown(notebook)} where {addresses.colab_url} opens it: the notebook's and "
                      f"README's \"Open in Colab\" badge links there.")
