@@ -4,12 +4,15 @@ set and print the test accuracy and the stress curve (resnet_course.stress), pla
     .venv/bin/python bench/signs_generalization.py                          # the notebook's recipe
     .venv/bin/python bench/signs_generalization.py --augment course --epochs 12  # the old recipe
     .venv/bin/python bench/signs_generalization.py --label-smoothing 0.1 --seed 2
+    .venv/bin/python bench/signs_generalization.py --save /tmp/s0.keras     # keep the network ...
+    .venv/bin/python bench/signs_generalization.py --load /tmp/s0.keras --tta-stretch 1.25  # ... re-evaluate it
 
 Prints the machine and versions, one line per epoch, then one `RESULT {json}` line for the log
 (bench/signs_generalization.md): fit seconds, test accuracy (also mirror-averaged, as the notebook's
 saved model predicts) and the wrong test photos, the accuracy at every stress severity on the images
 as they are and framed by hand_framing.model_view (what load_my_image does; also mirror-averaged),
-and the accuracy on perturb_images' milder copy.
+the recall of every sign (mirror-averaged) on the test split and at every severity, and the accuracy
+on perturb_images' milder copy.
 """
 import argparse
 import json
@@ -28,7 +31,7 @@ from resnet_course.machine import machine_line  # noqa: E402
 from resnet_course.perturbations import perturb_images  # noqa: E402
 from resnet_course.reference import ResNet50  # noqa: E402
 from resnet_course.signs_files import load_dataset  # noqa: E402
-from resnet_course.stress import SEVERITIES, stress_images  # noqa: E402
+from resnet_course.stress import SEVERITIES, recall_per_class, stress_images  # noqa: E402
 from resnet_course.training import (  # noqa: E402
     RandomColourTemperature,
     cosine_schedule,
@@ -38,9 +41,49 @@ from resnet_course.training import (  # noqa: E402
 )
 
 L = keras.layers
+
+
+class RandomCastShadow(L.Layer):
+    """The hand's shadow on the wall: the pixels whose chromaticity differs from the top and side
+    borders' (the hand, hand_framing's rule with a fixed threshold), moved by up to offset of the
+    frame in a random direction and blurred, darken the others by up to darkness."""
+
+    def __init__(self, darkness, offset, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.darkness, self.offset, self.seed_generator = darkness, offset, keras.random.SeedGenerator(seed)
+
+    def call(self, images, training=True):
+        if not training:
+            return images
+        ops, batch, size = keras.ops, keras.ops.shape(images)[0], images.shape[1]
+        chroma = images[..., :2] / (ops.sum(images, axis=-1, keepdims=True) + 0.01)
+        border = (ops.mean(chroma[:, :3], axis=(1, 2)) + ops.mean(chroma[:, :, :3], axis=(1, 2))
+                  + ops.mean(chroma[:, :, -3:], axis=(1, 2)))[:, None, None, :] / 3
+        hand = ops.cast(ops.norm(chroma - border, axis=-1, keepdims=True) > 0.04, images.dtype)
+        angle = keras.random.uniform((batch,), 0, 2 * np.pi, seed=self.seed_generator)
+        distance = keras.random.uniform((batch,), 0, self.offset * size, seed=self.seed_generator)
+        zero, one = ops.zeros_like(angle), ops.ones_like(angle)
+        moves = ops.stack([one, zero, -distance * ops.cos(angle), zero, one, -distance * ops.sin(angle),
+                           zero, zero], axis=1)
+        shadow = ops.image.affine_transform(hand, moves, fill_mode="constant")
+        shadow = ops.average_pool(ops.average_pool(shadow, 5, 1, "same"), 5, 1, "same")
+        darkness = keras.random.uniform((batch, 1, 1, 1), 0, self.darkness, seed=self.seed_generator)
+        return images * (1 - darkness * shadow * (1 - hand))
+
+
+def turned_and_shadowed(seed):
+    """The notebook's set with a cast shadow first and a turned hand (horizontal squeeze up to 40 %
+    and shear) after the flip."""
+    layers = make_augmenter(seed).layers
+    return keras.Sequential([RandomCastShadow(0.5, 0.15, seed=seed + 7), layers[0],
+                             L.RandomZoom(0.0, (0.0, 0.4), fill_mode="nearest", seed=seed + 8),
+                             L.RandomShear(0.15, 0.0, fill_mode="nearest", seed=seed + 9), *layers[1:]])
+
+
 # The sets compared in bench/signs_generalization.md; "notebook" is training.make_augmenter.
 AUGMENTERS = {
     "notebook": make_augmenter,
+    "turned": turned_and_shadowed,
     "course": lambda seed: keras.Sequential([  # the recipe before issue 13
         L.RandomTranslation(0.1, 0.1, fill_mode="nearest", seed=seed),
         L.RandomZoom(0.1, fill_mode="nearest", seed=seed + 1),
@@ -68,6 +111,8 @@ def parse_args(argv=None):
     p.add_argument("--ema", action="store_true", help="Adam's exponential moving average of the weights")
     p.add_argument("--save", metavar="PATH", help="also save the trained network (.keras, takes 0-1 pixels)")
     p.add_argument("--load", metavar="PATH", help="evaluate this saved network instead of training one")
+    p.add_argument("--tta-stretch", type=float, default=None, metavar="FACTOR",
+                   help="also average over copies stretched sideways by FACTOR about the centre (and mirrored)")
     return p.parse_args(argv)
 
 
@@ -75,6 +120,23 @@ def predicted(model, X, flip_average=False):
     """Inference-mode predicted classes for uint8 images X; flip_average: from the mean of the
     probabilities for each image and its mirror image (test-time augmentation)."""
     return predict_probabilities(model, X, raw_pixels=False, mirror_average=flip_average).argmax(axis=1)
+
+
+def stretched(X, factor):
+    """uint8 images X (m, h, w, 3) stretched sideways by factor about the centre column (linear
+    interpolation, edge columns repeated): a turned hand made wide again."""
+    width = X.shape[2]
+    source = np.clip(((np.arange(width) - (width - 1) / 2) / factor + (width - 1) / 2), 0, width - 1)
+    low = np.floor(source).astype(int)
+    high, weight = np.minimum(low + 1, width - 1), (source - low)[None, None, :, None]
+    X = X.astype(np.float32)
+    return np.round(X[:, :, low] * (1 - weight) + X[:, :, high] * weight).astype(np.uint8)
+
+
+def tta_predicted(model, X, factor):
+    """Classes from the mean probabilities of X, its stretched copy and both mirror images."""
+    return sum(predict_probabilities(model, images, raw_pixels=False, mirror_average=True)
+               for images in (X, stretched(X, factor))).argmax(axis=1)
 
 
 def accuracy(model, X, y, flip_average=False):
@@ -88,7 +150,7 @@ def main(argv=None):
     y_train, y_test = Y_train.reshape(-1), Y_test.reshape(-1)
     if options.load:
         evaluate(keras.models.load_model(options.load), X_test, y_test,
-                 {"load": options.load, "fit_seconds": None})
+                 {"load": options.load, "fit_seconds": None}, options.tta_stretch)
         return
     keras.utils.set_random_seed(options.seed)
     model = ResNet50((64, 64, 3), 6)
@@ -109,21 +171,33 @@ def main(argv=None):
         model.save(options.save)
     evaluate(model, X_test, y_test, {"augment": options.augment, "epochs": options.epochs, "seed": options.seed,
               "label_smoothing": options.label_smoothing, "ema": options.ema,
-              "fit_seconds": round(fit_seconds, 1)})
+              "fit_seconds": round(fit_seconds, 1)}, options.tta_stretch)
 
 
-def evaluate(model, X_test, y_test, result):
-    """Print the RESULT line: result's settings and the model's accuracies."""
-    test_predictions = predicted(model, X_test)
-    errors = np.flatnonzero(test_predictions != y_test)
-    result["test"] = float(np.mean(test_predictions == y_test))
-    result["test_flip_average"] = accuracy(model, X_test, y_test, flip_average=True)
+def evaluate(model, X_test, y_test, result, tta_stretch=None):
+    """Print the RESULT line: result's settings and the model's accuracies, and the recall of every
+    class (the share of its photos predicted right) with mirror averaging, as the saved model predicts
+    (tta_stretch: also with tta_predicted's averaging)."""
+    def scores(X):  # accuracy of the network alone, accuracy and recall per class mirror-averaged
+        alone, mirrored = predicted(model, X), predicted(model, X, flip_average=True)
+        return (float(np.mean(alone == y_test)), float(np.mean(mirrored == y_test)),
+                [round(float(r), 3) for r in recall_per_class(y_test, mirrored, 6)])
+
+    errors = np.flatnonzero(predicted(model, X_test) != y_test)
+    result["test"], result["test_flip_average"], result["recall_test_flip_average"] = scores(X_test)
     stressed = {s: stress_images(X_test, s) for s in SEVERITIES}
-    result["stress"] = {s: accuracy(model, stressed[s], y_test) for s in SEVERITIES}
     framed = {s: np.stack([model_view(x) for x in stressed[s]]) for s in SEVERITIES}
-    result["stress_framed"] = {s: accuracy(model, framed[s], y_test) for s in SEVERITIES}
-    result["stress_framed_flip_average"] = {s: accuracy(model, framed[s], y_test, flip_average=True)
-                                            for s in SEVERITIES}
+    for name, sets in (("stress", stressed), ("stress_framed", framed)):
+        results = {s: scores(sets[s]) for s in SEVERITIES}
+        result[name] = {s: r[0] for s, r in results.items()}
+        result[name + "_flip_average"] = {s: r[1] for s, r in results.items()}
+        result["recall_" + name + "_flip_average"] = {s: r[2] for s, r in results.items()}
+    if tta_stretch:
+        result["tta_stretch"] = tta_stretch
+        for name, X in [("test", X_test)] + [(f"stress_framed_{s}", framed[s]) for s in SEVERITIES]:
+            guesses = tta_predicted(model, X, tta_stretch)
+            result[f"tta_{name}"] = [round(float(np.mean(guesses == y_test)), 4),
+                                     [round(float(r), 3) for r in recall_per_class(y_test, guesses, 6)]]
     result["test_errors"] = [[int(i), int(y_test[i])] for i in errors]
     result["perturbed"] = accuracy(model, perturb_images(X_test, seed=0), y_test)
     print("RESULT", json.dumps(result), flush=True)
