@@ -22,6 +22,7 @@ from resnet_course.grading.kernel import defined_names
 PACKAGES_CELL = "packages"
 HIDDEN_BEGIN = "### BEGIN HIDDEN TESTS"
 LOCKED_SIMILARITY = 0.9  # a metadata-less cell this close to a locked cell's text is that cell (not run)
+LOCKED_FIRST_LINE = 30  # or one that starts with the same line of at least this many characters
 
 
 class SubmissionNotFound(Exception):
@@ -144,11 +145,15 @@ def _default_reference():
 
 
 def _is_locked(source, locked_texts):
-    """Whether a cell without metadata is one of the locked cells: the same text, or nearly (a setup
-    cell regenerated since the student's download differs in a checksum line)."""
+    """Whether a cell without metadata is one of the locked cells: the same text, nearly the same (a
+    setup cell regenerated since the student's download differs in a checksum line), or the same
+    long first line (an older release's version of the cell)."""
     text = normalized(source)
     if not text or text in locked_texts:
         return bool(text)
+    first = text.splitlines()[0]
+    if len(first) >= LOCKED_FIRST_LINE and any(locked.splitlines()[0] == first for locked in locked_texts):
+        return True
     for locked in locked_texts:
         matcher = difflib.SequenceMatcher(None, text, locked, autojunk=False)
         if (matcher.real_quick_ratio() >= LOCKED_SIMILARITY and matcher.quick_ratio() >= LOCKED_SIMILARITY
@@ -172,10 +177,11 @@ def student_code(notebook, material):
     by its grade_id as a name.
 
     Which cells run: every code cell standing for a solution (by metadata or by definitions) and
-    every non-empty code cell the student added (no nbgrader metadata, not the text of a test cell,
-    nor the text of a locked cell or 90 % like it), up to the last graded test cell (found by
-    metadata or by its text); when no test cell is left, up to the last solution cell. Locked
-    cells, test cells and everything after the tests (the training part) never run.
+    every non-empty code cell the student added (no nbgrader metadata, not the text of a test
+    cell, nor a locked cell's: the same, 90 % alike, or with its long first line), up to the last
+    graded test cell (found by metadata or by its text); when no test cell is left, up to the last
+    solution cell. Locked cells, test cells and everything after the tests (the training part)
+    never run.
     """
     known = getattr(material, "reference", None) or _default_reference()
     solutions = tuple(material.solutions)
