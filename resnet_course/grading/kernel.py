@@ -7,16 +7,20 @@ What "as a kernel does" means here:
 - each cell goes through IPython's own machinery (an `InteractiveShell` and its `run_cell`): the
   same input transformation, so `%magics`, `!commands`, `name?` and automagic mean what they mean
   in Jupyter; every cell runs, in order, in one namespace, so a later definition wins;
-- a magic that cannot run in grading (the debugger, installers, the matplotlib/GUI event loops,
-  shell commands, other languages, reading or writing the learner's files) is skipped with a
-  note instead of failing the cell: the rest of the cell runs, as the learner saw it run;
+- the magics that only time or show something run as IPython implements them (`%time`, `%%time`,
+  `%%capture`, `%who`, `name?`...: RUNNING_LINE_MAGICS, RUNNING_CELL_MAGICS); any other (the
+  debugger, installers, the matplotlib/GUI event loops, shell commands, other languages, reading
+  or writing files, changing folder) is skipped with a note instead of failing the cell: the rest
+  of the cell runs, as the learner saw it run (a skipped cell magic skips its whole cell);
 - an exception ends only its cell; the result names the error and the learner's own line;
-- a cell that runs past `cell_seconds` is interrupted (SIGALRM raises KeyboardInterrupt in it, as
-  Jupyter's interrupt button does, and again every second while the cell goes on) and the next
-  cells run. A cell that keeps catching the interrupt is ended by the sandbox's overall limit.
+- a cell that runs past `cell_seconds` is interrupted (SIGALRM raises KeyboardInterrupt in the
+  learner's code, as Jupyter's interrupt button does, and again every second while the cell goes
+  on) and the next cells run. A cell that keeps catching the interrupt is ended by the sandbox's
+  overall limit;
+- each cell's code is compiled as "<cell LABEL>", so tracebacks name the cell as the feedback does.
 
-Start-up: importing IPython and creating the shell costs about 0.5 s (measured on the course's
-2-core EPYC machine), once per submission.
+Start-up: importing IPython takes about 0.36 s and creating the shell 0.12 s, then about 3 ms per
+cell (measured on the course's 2-core EPYC machine under a load of 11), once per submission.
 """
 import ast
 import signal
