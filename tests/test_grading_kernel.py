@@ -87,6 +87,7 @@ def test_a_syntax_error_names_its_line_and_long_messages_are_cut():
     assert len(results[1]["error"]) == kernel.ERROR_CHARS and results[1]["error"].endswith("...")
 
 
+@pytest.mark.filterwarnings("ignore:To exit")  # IPython's advice after SystemExit, as in a terminal
 def test_sys_exit_ends_only_its_cell():
     results, namespace = run("import sys\nsys.exit(3)\nnot_reached = 1\n", "reached = 1\n")
     assert (results[0]["status"], results[0]["error"]) == ("error", "SystemExit: 3")
