@@ -1,5 +1,5 @@
 # Generated from resnet_course/stress.py (python -m resnet_course.learner_files).
-"""A harder stand-in for "photos taken elsewhere": held-out images changed in ways training never uses.
+"""A harder stand-in for "photos taken elsewhere": held-out images changed in ways training mostly never uses.
 
 Photos of the same six signs taken by other people with another camera differ from SIGNS mainly
 in framing (smaller hands, off-centre, tilted up to 90 degrees, left hands) and light (warmer,
@@ -12,9 +12,10 @@ are) to 4:
   and zooms fill with the photo's own edge pixels);
 - a projective warp (training's geometry is affine only): the hand shrinks to 1 - 0.12 s of the
   frame, turns by up to 22.5 s degrees, is tilted in depth and moved off-centre by up to 0.08 s;
-- every other image is mirrored from severity 2 on (left hands);
-- colour temperature (warm light), a gamma curve, and a darker or lighter skin tone (none of which
-  training uses: its light changes are brightness and contrast only);
+- every other image is mirrored from severity 2 on (left hands; training flips too, and a
+  mirror-averaged model does not see it);
+- colour temperature (warm light; training's reaches +-0.12, this one 0.05 s), a gamma curve and a
+  darker or lighter skin tone (training's light changes are brightness, contrast and colour temperature);
 - a turned hand (`turn_matrix`): the hand squeezed sideways by up to 0.12 s of its width and sheared,
   as when it turns about its vertical axis towards a side view and the raised fingers close up
   (training's zoom keeps the hand's proportions);
@@ -78,16 +79,15 @@ def _warp(channel, coefficients):
 
 def turn_hand(image, squeeze, shear):
     """A uint8 (h, w, 3) photo with its hand turned (turn_matrix about the hand's centre of mass,
-    the hand's outline from hand_framing.foreground_mask) on the photo's own background."""
+    the hand's outline from hand_framing.foreground_mask) on the median colour of the rest."""
     mask = foreground_mask(image)
     rows, columns = np.nonzero(mask)
     forward = turn_matrix((columns.mean(), rows.mean()), squeeze, shear) if rows.size else np.eye(3)
     inverse = np.linalg.inv(forward)
     coefficients = tuple((inverse / inverse[2, 2]).flatten()[:8])
-    picture = np.asarray(image, dtype=np.float64)
     warped_mask = _warp(mask, coefficients)[..., np.newaxis]
-    hand = np.stack([_warp(picture[..., k], coefficients) for k in range(3)], axis=-1)
-    background = np.broadcast_to(np.median(picture[~mask], axis=0), picture.shape)
+    hand = np.stack([_warp(image[..., k], coefficients) for k in range(3)], axis=-1)
+    background = np.broadcast_to(np.median(image[~mask], axis=0), image.shape)
     return np.round(np.clip(warped_mask * hand + (1 - warped_mask) * background, 0, 255)).astype(np.uint8)
 
 
@@ -95,18 +95,14 @@ def _blur(channel, sigma):
     """channel (h, w) blurred by a Gaussian of sigma pixels (separable; edges repeated)."""
     radius = max(1, int(np.ceil(3 * sigma)))
     kernel = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
-    kernel /= kernel.sum()
-    padded = np.pad(channel, radius, mode="edge")
-    rows = np.apply_along_axis(np.convolve, 1, padded, kernel, mode="valid")
-    return np.apply_along_axis(np.convolve, 0, rows, kernel, mode="valid")
+    rows = np.apply_along_axis(np.convolve, 1, np.pad(channel, radius, mode="edge"), kernel / kernel.sum(), "valid")
+    return np.apply_along_axis(np.convolve, 0, rows, kernel / kernel.sum(), mode="valid")
 
 
 def cast_shadow(picture, mask, offset, darkness, blur):
-    """picture (h, w, 3; floats) with the shadow of the hand on the wall behind it.
-
-    mask (h, w; 1 on the hand, 0 off it, soft edges allowed) is moved by offset = (dx, dy) pixels,
-    blurred by a Gaussian of blur pixels and darkens the pixels off the hand by up to darkness (a
-    fraction): pixels on the hand (mask 1) are returned unchanged."""
+    """picture (h, w, 3; floats) with the hand's shadow on the wall: mask (h, w; 1 on the hand, 0 off
+    it, soft edges allowed) moved by offset = (dx, dy) pixels, blurred by a Gaussian of blur pixels,
+    darkens the pixels off the hand by up to darkness (a fraction); pixels on the hand stay as they are."""
     mask = np.asarray(mask, dtype=np.float64)
     h, w = mask.shape
     dx, dy = int(round(offset[0])), int(round(offset[1]))
@@ -118,9 +114,8 @@ def cast_shadow(picture, mask, offset, darkness, blur):
 
 
 def _stress_one(image, severity, rng, new_rng):
-    """One uint8 (h, w, 3) image changed at the given severity (0 < severity <= 4); rng draws the
-    changes that came first, new_rng the turned hand and the cast shadow (so adding those kept
-    the others' draws, and the images they give, as they were)."""
+    """One uint8 (h, w, 3) image changed at severity (0 < severity <= 4); new_rng draws the turned hand
+    and the cast shadow, so the other changes keep the draws (and images) they had before those."""
     size = image.shape[0]
     hand = image.astype(np.float64) / 255
     mask = foreground_mask(image).astype(np.float64)
@@ -186,16 +181,13 @@ def recall_per_class(y_true, y_pred, classes):
         raise ValueError(f"recall_per_class: {y_true.size} labels but {y_pred.size} predictions")
     counts = np.bincount(y_true, minlength=classes)[:classes]
     right = np.bincount(y_true[y_true == y_pred], minlength=classes)[:classes]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(counts > 0, right / np.maximum(counts, 1), np.nan)
+    return np.where(counts > 0, right / np.maximum(counts, 1), np.nan)
 
 
 def plot_recall_per_class(recalls, class_names):
-    """Heat map of recall per class (rows) for each column of recalls ({column name: recall per
-    class}, e.g. the test photos and each stress severity); the weakest class of each column is
-    the one that breaks first. Returns the figure."""
+    """Heat map of recall per class (rows) for each column of recalls ({column name: recall per class},
+    e.g. the test photos and each stress severity): which class breaks first. Returns the figure."""
     import matplotlib.pyplot as plt  # here: the stress set itself needs numpy and Pillow only
-
     table = np.array(list(recalls.values())).T
     fig, ax = plt.subplots(figsize=(1.1 * len(recalls) + 1.5, 0.45 * len(class_names) + 1))
     ax.imshow(table, cmap="RdYlGn", vmin=0, vmax=1, aspect="auto")
