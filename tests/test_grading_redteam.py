@@ -1,0 +1,127 @@
+"""Red-team attacks on the grader that break a claim of docs/GRADING.md (xfail, strict: each must start
+passing once the hole is closed) and attacks that hold but were not covered elsewhere.
+
+Two kinds:
+- through the grader's real command (`python -m resnet_course.grading`) on a copy of the course
+  folder: a student function that, called with the hidden arguments in the sandbox, carries one of
+  them out through what the grader reports of the run (the exit status of the producer, the number of
+  oversized records): the hidden input shape (96, 96, 3) and the 10 classes then appear in the
+  feedback notebook, the gradebook and the grader's summary;
+- the judge alone (no sandbox): a model config whose layer outputs exceed MAX_ACTIVATIONS inside a
+  nested model or behind unknown (None) dimensions is loaded, although the trust model says it is
+  refused before anything is computed.
+"""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from resnet_course import paths
+from tests import grading_submissions as submissions
+from tests.test_grading_batch import make_course, submit
+
+OPTIONS = ("--workers", "1", "--timeout", "40", "--memory-gib", "2", "--max-processes", "64")
+
+# ResNet50, called with the hidden arguments (only the hidden phase differs from the public
+# (64, 64, 3) / 6 classes), ends the producer with the hidden input size as its exit status.
+EXIT_STATUS_LEAK = '''
+import os
+
+def ResNet50(input_shape=(64, 64, 3), classes=6):
+    if tuple(input_shape) != (64, 64, 3):
+        os._exit(int(input_shape[0]) % 256)
+    raise NotImplementedError
+'''
+
+# ResNet50, called with the hidden arguments, writes `classes` over-long lines on the producer's
+# channel: the grader counts them in a note of the feedback.
+OVERSIZED_COUNT_LEAK = '''
+import gc
+
+def ResNet50(input_shape=(64, 64, 3), classes=6):
+    if tuple(input_shape) != (64, 64, 3):
+        channel = next(o for o in gc.get_objects() if type(o).__name__ == "Channel" and hasattr(o, "output"))
+        line = "x" * (8 * 2**20 + 16) + "\\n"
+        for _ in range(int(classes)):
+            channel.output.write(line)
+            channel.output.flush()
+    raise NotImplementedError
+'''
+
+ATTACKS = {"exit-status-leak": EXIT_STATUS_LEAK, "oversized-count-leak": OVERSIZED_COUNT_LEAK}
+
+
+def _notebook(resnet50_source):
+    """The release (stubs, quick to grade) with ResNet50's solution cell replaced."""
+    notebook = submissions.release_notebook()
+    submissions.cell(notebook, "ResNet50").source = resnet50_source
+    return submissions.to_bytes(notebook)
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    """{student: the autograded notebook's text}, the grader's stdout, the gradebook's bytes."""
+    course = make_course(tmp_path_factory.mktemp("redteam") / "course")
+    for student, source in ATTACKS.items():
+        submit(course, student, _notebook(source))
+    process = subprocess.run([sys.executable, "-m", "resnet_course.grading", str(course / "submitted"),
+                              "--course-dir", str(course), *OPTIONS],
+                             cwd=course, capture_output=True, text=True, timeout=1800)
+    assert process.returncode == 0, process.stderr[-3000:]
+    feedback = {student: (course / "autograded" / student / paths.ASSIGNMENT / f"{paths.ASSIGNMENT}.ipynb").read_text()
+                for student in ATTACKS}
+    return feedback, process.stdout, (course / "gradebook.db").read_bytes()
+
+
+pytestmark = pytest.mark.timeout(2400)
+
+
+@pytest.mark.xfail(strict=True, reason="the producer's exit status (a hidden argument) is shown as "
+                   "'kernel died (exit code 96)' in the feedback, the gradebook and the summary")
+def test_exit_status_does_not_carry_a_hidden_argument(graded):
+    feedback, stdout, gradebook = graded
+    leaked = "exit code 96"
+    assert leaked not in feedback["exit-status-leak"]
+    assert leaked not in stdout
+    assert leaked.encode() not in gradebook
+
+
+@pytest.mark.xfail(strict=True, reason="the number of oversized records sent in the hidden phase (the "
+                   "hidden classes, 10) is shown as a note of the feedback")
+def test_oversized_record_count_does_not_carry_a_hidden_argument(graded):
+    feedback, _, _ = graded
+    text = "".join(json.loads(feedback["oversized-count-leak"])["cells"][0]["source"])
+    assert "10 record(s)" not in text
+
+
+def _upsampling_configs():
+    """Two models whose layer outputs, per example, exceed MAX_ACTIVATIONS when applied to the block
+    check's 4x4x3 input: upsampled x1200 (69 M values) and pooled back, (a) inside a nested model with
+    known shapes, (b) at the top level behind an Input of unknown (None) height and width."""
+    import keras
+
+    inner_input = keras.Input((4, 4, 3))
+    inner = keras.layers.UpSampling2D(size=(1200, 1200))(inner_input)
+    inner = keras.layers.MaxPooling2D(pool_size=(1200, 1200))(inner)
+    inner_model = keras.Model(inner_input, inner, name="inner")
+    X = keras.Input((4, 4, 3))
+    nested = keras.Model(X, inner_model(X))
+    unknown_input = keras.Input((None, None, 3))
+    Y = keras.layers.UpSampling2D(size=(1200, 1200))(unknown_input)
+    Y = keras.layers.MaxPooling2D(pool_size=(1200, 1200))(Y)
+    unknown = keras.Model(unknown_input, Y)
+    return {"nested": keras.saving.serialize_keras_object(nested),
+            "unknown dimensions": keras.saving.serialize_keras_object(unknown)}
+
+
+@pytest.mark.xfail(strict=True, reason="judge._activation_elements counts only the top-level operations and "
+                   "counts an unknown dimension as 1: both models load (counted 96 and 9 values per example)")
+@pytest.mark.parametrize("kind", ["nested", "unknown dimensions"])
+def test_activation_bound_holds_for_nested_models_and_unknown_dimensions(kind):
+    from resnet_course.grading import judge
+
+    config = _upsampling_configs()[kind]
+    assert judge.validate(config) is None  # only allow-listed classes: the size bound is the only guard
+    with pytest.raises(judge.Refused, match="too large"):
+        judge.load(config)
