@@ -15,7 +15,8 @@ EXPECTED_FILES = {f"{ASSIGNMENT}.ipynb", "README.md", "requirements.txt", "ATTRI
                   bundle.LICENSE_NAME, *LEARNER_MODULES,
                   "datasets/train_signs.h5", "datasets/test_signs.h5", "images/my_image.jpg",
                   "images/identity_block.png", "images/convolutional_block.png", "images/resnet50.png",
-                  "images/skip_connection.png"}
+                  "images/skip_connection.png", "images/depth_curves.png", "images/depth_gradients.png",
+                  "images/depth_results.json"}
 NOTEBOOK_ONLY = {f"{ASSIGNMENT}.ipynb", "README.md", "requirements.txt"}
 # Text that only the instructor's side holds: solution and hidden-test markers, the grader's
 # check functions' hidden cases, the instructor package and nbgrader itself.
