@@ -22,7 +22,9 @@ solid, plain nets | ResNets), depth_gradients.png (per-layer gradient norms of t
 plain net and ResNet, log scale) and depth_results.json (machine, versions, settings, wall
 time, every number). Each net trains in --out/<net>/ with train.py's checkpoints, so
 --resume continues where an interrupted run stopped (or extends a finished one with more
---iterations).
+--iterations, under the longer run's schedule). The default budget (500 iterations per net in
+float32, about 15 minutes alone on a 2-core AVX-512 CPU, an estimated 45 on AVX2), why it was
+chosen and what it measured: bench/depth.md.
 """
 import sys
 import time
@@ -66,6 +68,7 @@ class Settings:
     test_size: int | None = 2000
     train_size: int | None = None
     precision: str = "float32"
+    warmup: int = 0          # iterations at lr / 10 before the lr itself (0: none)
     seed: int = 0
     out: str = "runs/depth"
     figures: str = str(IMAGES_DIR)
@@ -101,6 +104,9 @@ def build_parser():
                    help=f"learning rate before the two drops (default: {d.lr}, the paper's)")
     p.add_argument("--weight-decay", type=float, metavar="WD",
                    help=f"L2 weight decay of the kernels (default: {d.weight_decay}, the paper's)")
+    p.add_argument("--warmup", type=int, metavar="N",
+                   help="train the first N iterations at --lr / 10, as He et al. did for "
+                        f"ResNet-110 (default: {d.warmup}, none)")
     p.add_argument("--test-size", type=int, metavar="N",
                    help=f"stratified test subset every evaluation uses (default: {d.test_size})")
     p.add_argument("--train-size", type=int, metavar="N",
@@ -143,6 +149,9 @@ def check_settings(s):
     for key in ("iterations", "eval_every", "batch_size"):
         if getattr(s, key) < 1:
             raise TrainError(f"--{key.replace('_', '-')} must be at least 1, got {getattr(s, key)}.")
+    if s.warmup < 0 or (s.warmup and s.warmup >= s.iterations // 2):
+        raise TrainError(f"--warmup must end before the first drop of the learning rate, at half "
+                         f"--iterations ({s.iterations // 2}); got {s.warmup}.")
     if s.iterations % s.eval_every:
         raise TrainError(f"--eval-every {s.eval_every} must divide --iterations {s.iterations}.")
     if len(set(s.models)) != len(s.models):
@@ -176,6 +185,20 @@ def net_config(name, s):
         augment=True, train_size=s.train_size, test_size=s.test_size, val_split=0.0,
         seed=s.seed, steps_per_epoch=s.eval_every, out=str(Path(s.out) / name),
         precision=s.precision)
+
+
+def learning_rate(s):
+    """The paper's schedule: lr, lr/10 from 50 %, lr/100 from 75 % of the iterations; with
+    --warmup, lr/10 before that (a Keras schedule, so checkpoints reload it)."""
+    import keras
+
+    first = max(1, int(s.iterations * 0.5))
+    second = max(first + 1, int(s.iterations * 0.75))
+    if not s.warmup:
+        return keras.optimizers.schedules.PiecewiseConstantDecay(
+            [first, second], [s.lr, s.lr / 10, s.lr / 100])
+    return keras.optimizers.schedules.PiecewiseConstantDecay(
+        [s.warmup, first, second], [s.lr / 10, s.lr, s.lr / 10, s.lr / 100])
 
 
 def conv_layers(model):
@@ -306,11 +329,13 @@ def train_net(name, s, data, clock, resume, overwrite, log):
         merge_resumed_config(state["config"], config.to_dict())  # TrainError if settings differ
         start, history = int(state["epoch"]), state["history"]
         model = restore(model_path, config, s.eval_every)
+        model.optimizer.learning_rate = learning_rate(s)
     else:
         check_out_is_free(out, overwrite or resume)
         out.mkdir(parents=True, exist_ok=True)
         keras.utils.set_random_seed(s.seed)
         model = trainer.build(config, data, s.eval_every)
+        model.optimizer.learning_rate = learning_rate(s)
         history = {}
     clock.done[name] = start
     if "depth" not in history:  # the state at initialisation
@@ -454,7 +479,8 @@ def write_results(histories, s, wall_seconds, command, log):
         "settings": {**{k: (list(v) if isinstance(v, tuple) else v)
                         for k, v in vars(s).items() if k != "figures"},
                      "optimizer": "sgd, momentum 0.9",
-                     "schedule": "lr, lr/10 from 50 %, lr/100 from 75 % of the iterations",
+                     "schedule": (f"lr/10 for {s.warmup} iterations, then " if s.warmup else "")
+                                 + "lr, lr/10 from 50 %, lr/100 from 75 % of the iterations",
                      "augmentation": "pad 4, random 32x32 crop, horizontal flip",
                      "training_error": f"mean over the augmented batches of each "
                                        f"{s.eval_every}-iteration window",

@@ -139,6 +139,7 @@ def test_findings_compare_each_deeper_net_with_the_shallower_one():
     (["--iterations", "10", "--eval-every", "3"], "must divide"),
     (["--models", "plain20", "resnet21"], "Unknown model name"),
     (["--iterations", "0"], "at least 1"),
+    (["--iterations", "100", "--warmup", "50"], "--warmup"),
 ])
 def test_bad_settings_are_one_line_errors(argv, words, capsys, tmp_path):
     line = error_line(*run([*argv, "--out", tmp_path / "run"], capsys)[::2])
@@ -160,3 +161,11 @@ def test_help_lists_every_option_with_its_default_without_tensorflow():
         if action.dest != "help":
             assert "default" in " ".join(action.help.split()), action.dest
     assert "He et al. (2015)" in text
+
+
+def test_learning_rate_is_the_papers_steps_with_an_optional_warm_up():
+    def rates(**settings):
+        schedule = depth.learning_rate(depth.Settings(**settings))
+        return [round(float(schedule(step)), 6) for step in (0, 100, 101, 250, 251, 375, 376, 499)]
+    assert rates() == [0.1, 0.1, 0.1, 0.1, 0.01, 0.01, 0.001, 0.001]
+    assert rates(warmup=100) == [0.01, 0.01, 0.1, 0.1, 0.01, 0.01, 0.001, 0.001]
