@@ -233,24 +233,45 @@ def _rebuild(config):
 
 
 def _activation_elements(model):
-    """Elements per example of every output of every operation in the model (symbolic shapes)."""
+    """Elements per example of every output of every operation in the model (symbolic shapes),
+    counting the operations of nested models recursively (a nested model's layers are counted once
+    per call Keras recorded: an overestimate, never an underestimate). None when an output has an
+    unknown (None) dimension: its size cannot be bounded before it is computed."""
     total = 0
     for operation in model.operations:
+        if hasattr(operation, "operations"):  # a nested model: its own layers
+            inner = _activation_elements(operation)
+            if inner is None:
+                return None
+            total += inner
         for node in getattr(operation, "_inbound_nodes", []):
             for tensor in getattr(node, "output_tensors", []):
                 elements = 1
                 for size in tensor.shape[1:]:
-                    elements *= int(size or 1)
+                    if size is None:
+                        return None
+                    elements *= int(size)
                 total += elements
     return total
 
 
-def _size_problem(model):
-    """None when a (stateless) model stays within MAX_PARAMS and MAX_ACTIVATIONS, else why not."""
+def _size_problem(model, input_shape=None):
+    """None when a (stateless) model takes one input of exactly `input_shape` (without the batch axis;
+    None: any known shape) and stays within MAX_PARAMS and MAX_ACTIVATIONS, else why not."""
+    inputs = getattr(model, "inputs", None) or []
+    if len(inputs) != 1:
+        return f"it takes {len(inputs)} inputs, the checks give it one"
+    shape = tuple(inputs[0].shape[1:])
+    if input_shape is not None and shape != tuple(input_shape):
+        return (f"its Input has the shape {shape}, but it was called on an input of shape {tuple(input_shape)}: "
+                "build it on the input it is given")
     params = sum(_product(variable.shape) for variable in model.weights)
     if params > MAX_PARAMS:
         return f"it is too large: {params:,} parameters, grading loads at most {MAX_PARAMS:,}"
     activations = _activation_elements(model)
+    if activations is None:
+        return ("a layer's output has an unknown (None) dimension, so grading cannot tell whether it is too "
+                "large before computing it: give the Input the shape it is called with")
     if activations > MAX_ACTIVATIONS:
         return (f"it is too large: its layers output {activations:,} values per example, grading computes "
                 f"at most {MAX_ACTIVATIONS:,}")
@@ -264,8 +285,12 @@ def _product(shape):
     return result
 
 
-def load(config):
-    """The rebuilt keras.Model of a serialized model, or Refused(why not).
+def load(config, input_shape=None):
+    """The rebuilt keras.Model of a serialized model, or Refused(why not). The one loader of every
+    artefact the judge rebuilds (symbolic and eager calls alike).
+
+    `input_shape` (without the batch axis): the shape of the input the function was called on; the
+    model's single Input must have exactly this shape (None: any shape without unknown dimensions).
 
     Validated first (`validate`); then deserialized with Keras's safe mode inside a
     keras.StatelessScope that does not initialize variables: the layers get their shapes but no
@@ -282,7 +307,7 @@ def load(config):
         try:
             with keras.StatelessScope(initialize_variables=False):
                 model = _rebuild(config)
-                problem = _size_problem(model)
+                problem = _size_problem(model, input_shape)
         except Exception as error:  # noqa: BLE001 - a config Keras cannot rebuild (forged or inconsistent)
             problem = f"Keras cannot rebuild it ({type(error).__name__}: {str(error).strip()[:200]})"
         finally:
@@ -317,11 +342,43 @@ def _replayed_error(artefact):
 
         return resnet_checks.CheckFailed(message)
     error = type(name, (ReplayedError,), {})(message)
-    frames = artefact.get("frames") or []
-    error.frames = tuple(traceback.FrameSummary(str(f[0])[:200], int(f[1]), str(f[2])[:100], line=str(f[3])[:300])
-                         for f in frames[-20:] if isinstance(f, list) and len(f) == 4
-                         and isinstance(f[1], int))
+    frames = artefact.get("frames") or []  # their schema was checked (artefact_problem)
+    error.frames = tuple(traceback.FrameSummary(f[0][:200], f[1], f[2][:100], line=f[3][:300]) for f in frames[-20:])
     return error
+
+
+_NUMBER = (int, float)
+_ARTEFACT_FIELDS = {  # outcome -> {field: allowed types}; a field may be absent, never of another type
+    "model": {"model": (dict,)},
+    "raised": {"type": (str,), "message": (str,), "frames": (list,), "partial": (dict, type(None))},
+    "none": {}, "disconnected": {}, "undefined": {},
+    "not_tensor": {"type": (str,)}, "not_model": {"type": (str,)},
+    "interrupted": {"seconds": _NUMBER + (type(None),)},
+    "too_large": {"bytes": _NUMBER},
+    "unserializable": {"type": (str,), "message": (str,)},
+}
+
+
+def artefact_problem(artefact):
+    """None when an artefact has the producer's schema (docs/GRADING.md), else why not. Checked
+    before anything reads it: a record written by student code may hold any JSON."""
+    if not isinstance(artefact, dict):
+        return "it is not an object"
+    fields = _ARTEFACT_FIELDS.get(artefact.get("outcome")) if isinstance(artefact.get("outcome"), str) else None
+    if fields is None:
+        return "its outcome is unknown"
+    for name, types in fields.items():
+        if name in artefact and (not isinstance(artefact[name], types) or isinstance(artefact[name], bool)):
+            return f"its field {name!r} has the wrong type"
+        if isinstance(artefact.get(name), _NUMBER) and not 0 <= artefact[name] <= 2**53:
+            return f"its field {name!r} is out of range"
+    if artefact["outcome"] == "model" and "model" not in artefact:
+        return "it holds no model"
+    for frame in artefact.get("frames", []) if artefact["outcome"] == "raised" else []:
+        if not (isinstance(frame, list) and len(frame) == 4 and isinstance(frame[1], int)
+                and not isinstance(frame[1], bool) and all(isinstance(frame[i], str) for i in (0, 2, 3))):
+            return "one of its frames is malformed"
+    return None
 
 
 class Replay:
@@ -336,11 +393,15 @@ class Replay:
         artefact = self.artefacts.get(key)
         if artefact is None:
             raise Refused("grading received no result for this call (a record over the size limit is dropped)")
+        problem = artefact_problem(artefact)
+        if problem is not None:
+            raise Refused(f"grading received a malformed result for this call ({problem}): something in the "
+                          "notebook wrote on grading's channel")
         return artefact
 
-    def _model(self, key, artefact):
+    def _model(self, key, artefact, input_shape):
         if key not in self.models:
-            self.models[key] = load(artefact.get("model"))
+            self.models[key] = load(artefact.get("model"), input_shape)
         return self.models[key]
 
     def _apply_partial(self, X, config):
@@ -349,7 +410,7 @@ class Replay:
         import keras
 
         try:
-            partial = load(config)
+            partial = load(config, tuple(X.shape[1:]))
         except Refused:
             return
         keras.models.clone_model(partial, input_tensors=X, clone_function=lambda layer: layer)
@@ -369,7 +430,10 @@ class Replay:
         artefact = self._artefact(key)
         outcome = artefact.get("outcome")
         if outcome == "model":
-            model = self._model(key, artefact)
+            # The one bounded loader, for symbolic and eager calls alike: the model's Input must be the
+            # call's input shape (a block: X's; ResNet50: its input_shape argument, when given).
+            shape = tuple(X.shape[1:]) if X is not None else kwargs.get("input_shape")
+            model = self._model(key, artefact, tuple(shape) if shape is not None else None)
             if X is None:
                 return model
             if isinstance(X, keras.KerasTensor):
@@ -394,7 +458,7 @@ class Replay:
                           "and was interrupted")
         if outcome == "too_large":
             raise Refused(f"the model it builds is too large to send to grading "
-                          f"({int(artefact.get('bytes', 0)) / 2**20:.1f} MiB of description)")
+                          f"({float(artefact.get('bytes', 0)) / 2**20:.1f} MiB of description)")
         if outcome == "unserializable":
             raise Refused(f"the checks cannot read the layers you built: keras.Model.get_config() raised "
                           f"{str(artefact.get('type'))[:60]}: {str(artefact.get('message'))[:300]}. Build it from "

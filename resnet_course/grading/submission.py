@@ -59,12 +59,14 @@ class Limits:
     disk_bytes: int = 512 * 2**20
     wall_seconds: float | None = None
 
-    def run_seconds(self, cells):
-        """The whole run's limit for `cells` student cells: each cell's limit plus RUN_OVERHEAD_SECONDS (at
-        least two cells' limits) for the rest, capped at MAX_RUN_SECONDS; an explicit wall_seconds wins."""
+    def run_seconds(self, cells, calls=0):
+        """The whole run's limit for `cells` student cells and `calls` calls of their functions (public and
+        hidden: each call has a cell's limit too): each one's limit plus RUN_OVERHEAD_SECONDS (at least
+        two cells' limits) for the rest, capped at MAX_RUN_SECONDS; an explicit wall_seconds wins."""
         if self.wall_seconds is not None:
             return float(self.wall_seconds)
-        return min(MAX_RUN_SECONDS, self.cell_seconds * cells + max(RUN_OVERHEAD_SECONDS, 2 * self.cell_seconds))
+        return min(MAX_RUN_SECONDS,
+                   self.cell_seconds * (cells + calls) + max(RUN_OVERHEAD_SECONDS, 2 * self.cell_seconds))
 
 
 @dataclass(frozen=True)
@@ -228,12 +230,46 @@ def _describe_limit(limit, limits):
 
 @dataclass
 class Run:
-    """What the producer sent, as data: cell results, defined functions, artefacts per phase and call."""
+    """What the producer sent, as data: cell results, defined functions, artefacts per phase and call.
+
+    `oversized` and `reason` describe only what happened before the hidden calls entered the sandbox;
+    from then on every end (death, limit, timeout, dropped or malformed record) leaves only missing
+    artefacts, which fail the hidden checks of their functions with the fixed HIDDEN_FAILED."""
     cells: list = field(default_factory=list)
     defined: set = field(default_factory=set)
     artefacts: dict = field(default_factory=lambda: {"public": {}, "hidden": {}})  # phase -> {call id: artefact}
-    oversized: int = 0
-    reason: str | None = None  # a student-caused end (limit, timeout, death), None when it finished
+    oversized: int = 0  # records dropped before the hidden phase
+    reason: str | None = None  # a student-caused end before the hidden phase, None otherwise
+    hidden_started: bool = False
+
+
+_STATUSES = ("ok", "error", "interrupted", "skipped")
+_OPTIONAL_TEXT = (str, type(None))
+MALFORMED = ("grading received a malformed record from the sandbox: something in the notebook wrote on "
+             "grading's channel")
+
+
+def cells_record_problem(record):
+    """None when a "cells" record has the producer's schema, else why not (a short phrase). Every
+    record is student-writable data: its types and sizes are checked before anything reads it."""
+    results, defined = record.get("results"), record.get("defined")
+    if not isinstance(results, list) or not isinstance(defined, list) or len(results) > 10_000 \
+            or len(defined) > 1000:
+        return "its results or defined names are not lists of the expected size"
+    if not all(isinstance(name, str) for name in defined):
+        return "a defined name is not text"
+    for result in results:
+        if not (isinstance(result, dict) and isinstance(result.get("label"), str)
+                and result.get("status") in _STATUSES
+                and all(isinstance(result.get(key), _OPTIONAL_TEXT) for key in ("error", "line", "note"))):
+            return "a cell's result is malformed"
+    return None
+
+
+def _call_id(record, calls):
+    """The call id of an artefact record when it names one of `calls` ({int id: call}), else None."""
+    call_id = record.get("id")
+    return call_id if isinstance(call_id, int) and not isinstance(call_id, bool) and call_id in calls else None
 
 
 def _scratch_folder():
@@ -259,7 +295,8 @@ def run_producer(job, public_calls, hidden_calls, material, limits):
         # -E -s (no PYTHON* variables, no user site) but not -I: the script's folder, holding the pristine
         # learner modules, must come first on the import path
         command = [sys.executable, "-E", "-s", "-B", f"{SANDBOX_DIR}/producer.py"]
-        deadline = time.monotonic() + limits.run_seconds(len(job["cells"]))
+        run_seconds = limits.run_seconds(len(job["cells"]), len(public_calls) + len(hidden_calls))
+        deadline = time.monotonic() + run_seconds
         stderr_tail = []
         try:
             box = Sandbox(workdir, command, limits.memory_bytes, limits.max_processes, env,
@@ -273,7 +310,7 @@ def run_producer(job, public_calls, hidden_calls, material, limits):
                        threading.Thread(target=_send, args=(box.process.stdin, job), daemon=True)]
             for thread in threads:
                 thread.start()
-            timed_out, finished = False, False
+            timed_out, finished, malformed = False, False, False
 
             def start(name, calls):
                 calls = [{"id": call_id, **call} for call_id, call in calls.items()]
@@ -291,21 +328,28 @@ def run_producer(job, public_calls, hidden_calls, material, limits):
                     break
                 kind = record.get("kind")
                 if kind == "oversized":
-                    run.oversized += 1
+                    # counted only while nothing hidden is in the sandbox: afterwards the count could
+                    # carry a hidden argument (a dropped hidden artefact fails its hidden check)
+                    run.oversized += not run.hidden_started
                 elif not ready:
-                    if kind == "fault":
+                    if kind == "fault":  # before any student code ran: the packages cell's own failure
                         raise GradingFault(str(record.get("message"))[:500])
                     ready = kind == "ready"
                 elif kind == "cells" and phase is None:
-                    run.cells = [r for r in record.get("results", []) if isinstance(r, dict)][:10_000]
-                    run.defined = {str(name) for name in record.get("defined", []) if isinstance(name, str)}
+                    if cells_record_problem(record) is not None:
+                        malformed = True
+                        break
+                    run.cells = record["results"]
+                    run.defined = set(record["defined"])
                     phase = start("public", public_calls)
-                elif kind == "artefact" and record.get("phase") == phase and record.get("id") in (
-                        public_calls if phase == "public" else hidden_calls):
-                    run.artefacts[phase].setdefault(record["id"], record.get("artefact"))
+                elif kind == "artefact" and phase is not None and record.get("phase") == phase:
+                    call_id = _call_id(record, public_calls if phase == "public" else hidden_calls)
+                    if call_id is not None:  # its contents are checked by the judge (judge.artefact_problem)
+                        run.artefacts[phase].setdefault(call_id, record.get("artefact"))
                 elif kind == "phase-done" and phase == "public" == record.get("phase"):
                     # Only now, with every public artefact in hand, do the hidden arguments enter the sandbox.
                     phase = start("hidden", hidden_calls)
+                    run.hidden_started = True
                 elif kind == "done" and phase == "hidden":
                     finished = True
                     break
@@ -318,10 +362,17 @@ def run_producer(job, public_calls, hidden_calls, material, limits):
             returncode = box.process.poll()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    if limit is not None:
+    if run.hidden_started:
+        # Nothing the producer did after the hidden arguments entered reaches a message: its exit
+        # status, a limit, a timeout or a malformed record leave only the hidden artefacts it did not
+        # send, whose hidden checks fail with the fixed HIDDEN_FAILED.
+        return run
+    if malformed:
+        run.reason = MALFORMED
+    elif limit is not None:
         run.reason = _describe_limit(limit, limits)
     elif timed_out:
-        run.reason = f"timeout ({limits.run_seconds(len(job['cells'])):g} s)"
+        run.reason = f"timeout ({run_seconds:g} s)"
     elif not ready:
         tail = b"".join(stderr_tail).decode(errors="replace").strip().splitlines()[-3:]
         raise GradingFault(f"the producer ended before its first record (exit code {returncode})"
