@@ -2,7 +2,8 @@
 
 The sandbox sees a read-only system (/usr and its /bin, /lib... links), the Python install and the
 venv read-only, fresh /proc and /dev, and two size-bounded tmpfs: SANDBOX_DIR (its working folder,
-into which the files of the host's `workdir` are bound read-only) and /tmp. Whatever the command
+into which the files of the host's `workdir` are bound read-only) and /tmp (and /dev/shm, the only
+writable part of /dev). Whatever the command
 writes lands in those tmpfs, in memory charged to the sandbox's memory cgroup, and is gone when the
 sandbox ends: a submission that writes without end gets ENOSPC at `disk_bytes`, and the host's disk
 grows only by `workdir` (the few files the command needs). The sandbox does not see the repository
@@ -177,7 +178,9 @@ def bwrap_command(workdir, command, env, disk_bytes=DEFAULT_DISK_BYTES, bwrap="b
     arguments = [bwrap, "--unshare-all", "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
                  "--die-with-parent", "--new-session", "--cap-drop", "ALL",
                  # /tmp first: a venv or checkout under /tmp (a clone there) is bound on top of it
-                 "--proc", "/proc", "--dev", "/dev", "--size", size, "--tmpfs", "/tmp",
+                 # /dev read-only but for /dev/shm, bounded like the other tmpfs (else an unbounded tmpfs)
+                 "--proc", "/proc", "--dev", "/dev", "--size", size, "--tmpfs", "/dev/shm", "--remount-ro", "/dev",
+                 "--size", size, "--tmpfs", "/tmp",
                  *_system_mounts(), *_python_mounts(),
                  "--size", size, "--perms", "0700", "--tmpfs", SANDBOX_DIR, *_workdir_mounts(workdir),
                  "--chdir", SANDBOX_DIR, "--clearenv"]
@@ -286,7 +289,7 @@ class Sandbox:
 
     `workdir`: host folder whose files appear read-only in SANDBOX_DIR; `memory_bytes` and
     `max_processes`: the cgroup limits (rlimits where cgroups cannot be made); `disk_bytes`: the size
-    of each of the sandbox's two writable tmpfs (SANDBOX_DIR and /tmp), whose content also counts
+    of each of the sandbox's writable tmpfs (SANDBOX_DIR, /tmp and /dev/shm), whose content also counts
     as the sandbox's memory. Either cgroup limit ends the sandbox: the kernel's OOM killer ends a
     process over the memory limit, and a watcher kills the whole sandbox as soon as it runs into the
     process limit (a fork bomb that catches its errors would otherwise fork on until the wall clock).
