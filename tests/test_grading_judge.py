@@ -287,3 +287,40 @@ def test_registered_names_and_compile_settings_are_not_loaded(exercises):
     made = artefacts(exercise, compiled, exercise.public_cases)
     assert any("compile_config" in json.dumps(artefact) for artefact in made.values())
     assert judge.judge(exercise, exercise.public_cases, made) is None
+
+
+@pytest.mark.parametrize("artefact", [
+    5, {"outcome": ["model"]}, {"outcome": "model"}, {"outcome": "model", "model": "text"},
+    {"outcome": "raised", "type": 3}, {"outcome": "raised", "frames": [["f", "1", "n", "t"]]},
+    {"outcome": "too_large", "bytes": 1e308}, {"outcome": "interrupted", "seconds": "60"},
+])
+def test_a_malformed_artefact_fails_its_check_and_never_raises(exercises, artefact):
+    exercise = exercises["identity_block"]
+    forged = {key: artefact for key in judge.calls(exercise, exercise.public_cases)}
+    assert "malformed result" in judge.judge(exercise, exercise.public_cases, forged)
+
+
+@pytest.mark.parametrize("record", [
+    {"results": 5, "defined": 5}, {"results": [], "defined": [3]}, {"results": [{"label": 1, "status": "ok"}],
+                                                                    "defined": []},
+    {"results": [{"label": "a", "status": "passed"}], "defined": []},
+    {"results": [{"label": "a", "status": "ok", "error": ["x"]}], "defined": []},
+])
+def test_a_malformed_cells_record_is_recognised(record):
+    assert submission.cells_record_problem({"kind": "cells", **record}) is not None
+    assert submission.cells_record_problem({"kind": "cells", "results": [
+        {"label": "a", "status": "error", "error": "E", "line": "line 1", "note": None}], "defined": ["f"]}) is None
+
+
+def test_a_model_built_on_another_input_shape_is_refused(exercises):
+    exercise = exercises["identity_block"]
+    calls = judge.calls(exercise, exercise.public_cases)
+    key, call = next(iter(calls.items()))
+    wider = {**call, "input_shape": [2 * call["input_shape"][0], *call["input_shape"][1:]]}
+    with pytest.raises(judge.Refused, match="its Input has the shape"):
+        judge.load(block_model(exercise, wider), tuple(call["input_shape"]))
+
+
+def test_the_run_limit_counts_each_call_with_a_cells_limit():
+    limits = submission.Limits(cell_seconds=30)
+    assert limits.run_seconds(4, calls=10) - limits.run_seconds(4) == 300
