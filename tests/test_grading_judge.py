@@ -324,3 +324,19 @@ def test_a_model_built_on_another_input_shape_is_refused(exercises):
 def test_the_run_limit_counts_each_call_with_a_cells_limit():
     limits = submission.Limits(cell_seconds=30)
     assert limits.run_seconds(4, calls=10) - limits.run_seconds(4) == 300
+
+
+def test_orthogonal_initializers_on_huge_kernels_are_refused_before_any_qr():
+    """An Orthogonal initializer runs a QR decomposition (cubic in the kernel's size): a 9000 x 9000 kernel
+    (within MAX_PARAMS) would hold the judge for minutes, so it is refused unloaded; small ones load."""
+    import keras
+
+    from resnet_course.grading import judge
+
+    X = keras.Input((9000,))
+    huge = keras.Model(X, keras.layers.Dense(9000, kernel_initializer="orthogonal")(X))
+    with pytest.raises(judge.Refused, match="Orthogonal"):
+        judge.load(keras.saving.serialize_keras_object(huge), (9000,))
+    X = keras.Input((8, 8, 3))
+    small = keras.Model(X, keras.layers.Conv2D(4, 3, kernel_initializer="orthogonal")(X))
+    assert judge.load(keras.saving.serialize_keras_object(small), (8, 8, 3)).count_params() == 112

@@ -35,6 +35,10 @@ MAX_DEPTH = 64  # nesting of a model config (ResNet50's is about 12)
 MAX_OBJECTS = 20_000  # serialized objects (layers, initializers, tensors...) in one config
 MAX_PARAMS = 100_000_000  # parameters of a rebuilt model (ResNet50: 23.6 M)
 MAX_ACTIVATIONS = 2**25  # elements of all layer outputs per example (ResNet50 at 96x96: ~6 M)
+# An Orthogonal initializer runs a QR decomposition: about rows * cols * min(rows, cols) operations for a
+# kernel flattened to (rows, cols). The bound keeps the judge's weight initialization to seconds (ResNet50 with
+# every kernel orthogonal stays well within it), where a few 10000 x 10000 kernels would hold a worker for minutes.
+MAX_ORTHOGONAL_WORK = 2**36
 
 # The learner's public test function -> (check function, public cases) in resnet_checks / check_cases.
 PUBLIC_TESTS = {"identity_block_test": ("check_identity_block", "IDENTITY_BLOCK_CASES"),
@@ -268,6 +272,9 @@ def _size_problem(model, input_shape=None):
     params = sum(_product(variable.shape) for variable in model.weights)
     if params > MAX_PARAMS:
         return f"it is too large: {params:,} parameters, grading loads at most {MAX_PARAMS:,}"
+    if _orthogonal_work(model) > MAX_ORTHOGONAL_WORK:
+        return ("its Orthogonal initializers would take too long to run on kernels this large: use another "
+                "initializer (the course's blocks take theirs as an argument)")
     activations = _activation_elements(model)
     if activations is None:
         return ("a layer's output has an unknown (None) dimension, so grading cannot tell whether it is too "
@@ -276,6 +283,17 @@ def _size_problem(model, input_shape=None):
         return (f"it is too large: its layers output {activations:,} values per example, grading computes "
                 f"at most {MAX_ACTIVATIONS:,}")
     return None
+
+
+def _orthogonal_work(model):
+    """The QR work (see MAX_ORTHOGONAL_WORK) of the model's variables that an Orthogonal initializer fills."""
+    work = 0
+    for variable in model.weights:
+        initializer = getattr(variable, "_initializer", None)
+        if type(initializer).__name__ in ("Orthogonal", "OrthogonalInitializer") and len(variable.shape) >= 2:
+            rows, cols = _product(variable.shape[:-1]), int(variable.shape[-1])
+            work += rows * cols * min(rows, cols)
+    return work
 
 
 def _product(shape):
