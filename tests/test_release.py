@@ -187,7 +187,7 @@ def test_check_mode_detects_a_stale_release(monkeypatch, tmp_path, capsys, fresh
     stale = tmp_path / "ResNet50.ipynb"
     stale.write_text("{}", encoding="utf8")
     monkeypatch.setattr(release, "RELEASE_NOTEBOOK", stale)
-    monkeypatch.setattr(release, "generate", lambda: fresh_release)
+    monkeypatch.setattr(release, "generate", lambda **kwargs: fresh_release)
     assert release.main(["--check"]) == 1
     assert "make release" in capsys.readouterr().out
     assert stale.read_text(encoding="utf8") == "{}"
