@@ -12,6 +12,8 @@ from PIL import Image
 from resnet_course import cifar10, depth
 from resnet_course.cifar10 import CLASS_NAMES
 from resnet_course.paths import ROOT
+from tests.test_train_evaluate import error_line
+from tests.test_train_evaluate import run as run_command
 
 
 @pytest.fixture(autouse=True)
@@ -37,21 +39,8 @@ def tiny_cifar(tmp_path_factory):
 
 
 def run(argv, capsys):
-    """(exit code, stdout, stderr) of depth.main(argv)."""
-    try:
-        code = depth.main([str(a) for a in argv])
-    except SystemExit as exit_:
-        code = exit_.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def error_line(code, err):
-    assert code not in (0, None)
-    assert "Traceback" not in err
-    lines = [line for line in err.splitlines() if "error:" in line]
-    assert len(lines) == 1, err
-    return lines[0]
+    """(exit code, stdout, stderr) of depth.main(argv), as the train.py tests run their commands."""
+    return run_command(depth, argv, capsys)
 
 
 def tiny_args(tiny_cifar, tmp_path, iterations):
