@@ -4,6 +4,7 @@ set and print the test accuracy and the stress curve (resnet_course.stress), pla
     .venv/bin/python bench/signs_generalization.py                          # the notebook's recipe
     .venv/bin/python bench/signs_generalization.py --augment course --epochs 12  # the old recipe
     .venv/bin/python bench/signs_generalization.py --label-smoothing 0.1 --seed 2
+    .venv/bin/python bench/signs_generalization.py --mixup 0.2              # mix pairs of augmented photos
     .venv/bin/python bench/signs_generalization.py --save /tmp/s0.keras     # keep the network ...
     .venv/bin/python bench/signs_generalization.py --load /tmp/s0.keras --tta-stretch 1.25  # ... re-evaluate it
 
@@ -108,12 +109,24 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--mixup", type=float, default=0.0, metavar="ALPHA",
+                   help="after the augmenter, blend each batch's images and labels with a shuffled copy's "
+                        "(keras.layers.MixUp; weights ~ Beta(ALPHA, ALPHA)); 0: off")
     p.add_argument("--ema", action="store_true", help="Adam's exponential moving average of the weights")
     p.add_argument("--save", metavar="PATH", help="also save the trained network (.keras, takes 0-1 pixels)")
     p.add_argument("--load", metavar="PATH", help="evaluate this saved network instead of training one")
     p.add_argument("--tta-stretch", type=float, default=None, metavar="FACTOR",
                    help="also average over copies stretched sideways by FACTOR about the centre (and mirrored)")
     return p.parse_args(argv)
+
+
+def mixed(mix_layer):
+    """A tf.data map function: a batch (images, one-hot labels) through a Keras mixing layer
+    (MixUp, CutMix), which blends images and labels together."""
+    def mix(images, labels):
+        blended = mix_layer({"images": images, "labels": labels}, training=True)
+        return blended["images"], blended["labels"]
+    return mix
 
 
 def predicted(model, X, flip_average=False):
@@ -164,13 +177,15 @@ def main(argv=None):
                                  augment=False, seed=options.seed)
     augmenter = AUGMENTERS[options.augment](options.seed)
     dataset = dataset.map(lambda images, labels: (augmenter(images, training=True), labels))
+    if options.mixup:
+        dataset = dataset.map(mixed(keras.layers.MixUp(options.mixup, seed=options.seed + 10)))
     start = time.perf_counter()
     model.fit(dataset, epochs=options.epochs, steps_per_epoch=steps, verbose=2)
     fit_seconds = time.perf_counter() - start
     if options.save:
         model.save(options.save)
     evaluate(model, X_test, y_test, {"augment": options.augment, "epochs": options.epochs, "seed": options.seed,
-              "label_smoothing": options.label_smoothing, "ema": options.ema,
+              "label_smoothing": options.label_smoothing, "mixup": options.mixup, "ema": options.ema,
               "fit_seconds": round(fit_seconds, 1)}, options.tta_stretch)
 
 
