@@ -1,7 +1,11 @@
 """The notebook's setup cell, offline, as on Colab: the release notebook alone in an empty folder
 gets its files from the course's download address (here a local HTTP server), from a zip beside
 it, or from a zip the learner uploads (a stand-in for Colab's google.colab.files); a wrong zip, a
-damaged download or a failed one stops with a clear message and unpacks nothing."""
+damaged download or a failed one stops with a clear message and unpacks nothing.
+
+Only the setup cell behaves differently there: after it, the downloaded files are byte for byte the
+bundle's (the setup cell checks their checksum), so the notebook's exercises and checks are run here
+on them, and the whole notebook is run on the bundle's files once, in tests/test_bundle.py."""
 import functools
 import http.server
 import shutil
@@ -12,6 +16,7 @@ import pytest
 
 import learner_notebooks
 from resnet_course import bundle, release
+from resnet_course.notebook_sync import EXERCISES
 from resnet_course.paths import ASSIGNMENT, ROOT
 
 # google.colab as a Colab kernel can import it; files.upload() as Colab's: it saves what the learner
@@ -72,12 +77,15 @@ def without_address(tmp_path_factory):
     return (bundle.Addresses(), *_released(tmp_path_factory.mktemp("plain"), bundle.Addresses()))
 
 
-def _notebook(text, whole=False):
-    """The release notebook (solved, short training) when whole, else its setup cell and the
-    learner modules' imports."""
+def _notebook(text, checks=False):
+    """The release notebook's setup cell, then with checks its packages cell and the exercises solved
+    with their checks, else the learner modules' imports."""
     notebook = nbformat.reads(text, as_version=4)
-    if whole:
+    if checks:
         notebook = learner_notebooks.solved(notebook)
+        kept = {bundle.SETUP_CELL_ID, "packages", *EXERCISES, *(f"{name}_test" for name in EXERCISES)}
+        notebook.cells = [cell for cell in notebook.cells if cell.get("id") in kept]
+        assert len(notebook.cells) == len(kept), "the release notebook's cells have other ids"
     else:
         notebook.cells = [cell for cell in notebook.cells if cell.get("id") == bundle.SETUP_CELL_ID]
         notebook.cells.append(nbformat.v4.new_code_cell(  # as the packages cell starts TensorFlow
@@ -129,11 +137,11 @@ def _assert_unpacked_and_used(executed, content):
     assert noise == [], f"stderr in the learner's notebook: {noise}"
 
 
-def test_released_with_an_address_the_notebook_alone_downloads_verifies_and_runs(with_address, tmp_path):
+def test_released_with_an_address_the_notebook_alone_downloads_verifies_and_passes_its_checks(with_address, tmp_path):
     addresses, text, _, _ = with_address
     assert f'FILES_URL = "{addresses.files_url}"' in _setup_source(text)
     content = _empty_folder(tmp_path)
-    executed = learner_notebooks.execute(_notebook(text, whole=True), cwd=content, env=_env(tmp_path))
+    executed = learner_notebooks.execute(_notebook(text, checks=True), cwd=content, env=_env(tmp_path))
 
     printed = _printed(executed)
     assert f"Downloading the course files from {addresses.files_url}" in printed and "Unpacked" in printed
