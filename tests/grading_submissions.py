@@ -126,6 +126,14 @@ def not_a_notebook():
     return json.dumps({"answer": 42}).encode()
 
 
+def unsolved_with_cell_source(grade_id, source):
+    """The release as downloaded (every function still the stub) whose cell `grade_id` holds `source`:
+    grading it runs no model, so it is quick."""
+    notebook = release_notebook()
+    cell(notebook, grade_id).source = source
+    return to_bytes(notebook)
+
+
 def stub(grade_id):
     """The release's (not implemented) source of a solution cell."""
     return cell(release_notebook(), grade_id).source

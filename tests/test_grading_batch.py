@@ -34,13 +34,14 @@ from resnet_course.grading import submission as grading_submission
 from resnet_course.grading.batch import JOURNAL_NAME
 from resnet_course.grading.cli import limits_of, parse_args
 from tests import grading_submissions as submissions
-from tests.grading_batch_cases import FULL, NOTHING, PROBE_MESSAGE, Expected, batch_cases
+from tests.grading_batch_cases import FULL, NOTHING, PROBE_CELL, PROBE_MESSAGE, Expected, batch_cases
 
 # The batch's options, as an instructor passes them: --timeout is per cell, as in nbgrader.
 OPTIONS = ("--workers", "2", "--timeout", "40", "--memory-gib", "2", "--max-processes", "64")
 LIMITS = limits_of(parse_args(list(OPTIONS)))
-RESUMED = ("correct", "wrong-identity_block", "wrong-convolutional_block", "wrong-ResNet50", "untouched",
-           "corrupt-json")
+# Graded, killed and resumed: one full grade and five quick ones (no model to build), so that the three
+# runs cost little beside the batch's; their grades are compared with the batch's.
+RESUMED = ("correct", "untouched", "corrupt-json", "sys-exit", "os-exit", "monkeypatch")
 SCRATCH = "resnet-grading-"
 # The batch's one grader run is the longest step of the suite (minutes; longer on a shared machine).
 pytestmark = pytest.mark.timeout(3600)
@@ -212,10 +213,11 @@ def test_nothing_on_the_machine_is_harmed(batch):
 
 
 def test_the_probes_reached_nothing(batch):
+    probed_test = submissions.TEST_CELLS[PROBE_CELL]
     for student in ("reads-source-notebook", "reads-other-submission", "reads-gradebook", "writes-gradebook",
                     "network"):
-        failed = [cell["message"] for cell in batch["records"][student]["cells"] if cell["points"] == 0]
-        assert failed and all(PROBE_MESSAGE in message for message in failed), (student, failed)
+        messages = {cell["grade_id"]: cell["message"] for cell in batch["records"][student]["cells"]}
+        assert PROBE_MESSAGE in messages[probed_test], (student, messages)
 
 
 def scratch_folders(temporary):
@@ -280,7 +282,7 @@ def scores(out):
 
 def test_without_bubblewrap_nothing_is_recorded_and_a_rerun_grades_with_the_settings_in_the_key(tmp_path):
     course = make_course(tmp_path / "course")
-    submit(course, "correct", submissions.correct())
+    submit(course, "untouched", submissions.untouched())  # graded beside it, quickly (no model to build)
     submit(course, "slow", slow())
     venv_bin = str(Path(sys.executable).parent)
     without_bwrap = environment(PATH=venv_bin)  # the venv's tools (alembic, ...) but no /usr/bin/bwrap
@@ -296,13 +298,13 @@ def test_without_bubblewrap_nothing_is_recorded_and_a_rerun_grades_with_the_sett
     short = ("--workers", "2", "--timeout", f"{SLOW_SECONDS / 2:g}")  # (ResNet50's model is built within it)
     out, err = finish(grader(course, short))  # bubblewrap back on PATH: the same command grades
     first = scores(out)
-    assert first["correct"] == "10/10" and first["slow"] != "10/10", out
-    assert gradebook_scores(course, ["correct"]) == {"correct": FULL}
+    assert first["untouched"] == "0/10" and first["slow"] != "10/10", out
+    assert gradebook_scores(course, ["untouched"]) == {"untouched": NOTHING}
 
     out, _ = finish(grader(course, ("--workers", "2", "--timeout", f"{SLOW_SECONDS * 2:g}")))  # a larger --timeout
-    assert scores(out) == {"correct": "10/10", "slow": "10/10"}, out  # graded again, not replayed
+    assert scores(out) == {"untouched": "0/10", "slow": "10/10"}, out  # graded again, not replayed
     records = journal_records(course)
-    assert sorted(record["student"] for record in records) == ["correct", "correct", "slow", "slow"]
+    assert sorted(record["student"] for record in records) == ["slow", "slow", "untouched", "untouched"]
     assert gradebook_scores(course, ["slow"]) == {"slow": FULL}
 
     out, _ = finish(grader(course, short))  # back to the first settings: their results are replayed
