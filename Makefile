@@ -44,7 +44,7 @@ outputs/ResNet50.html: $(STAMP) $(DEMO_INPUTS)
 	$(PY) -m resnet_course.demo --no-report
 
 test: data system-packages
-	$(PY) -m pytest -n auto  # one worker per core (pytest-xdist)
+	$(PY) -m pytest -n auto --durations=15  # one worker per core (pytest-xdist; tests/conftest.py deals the tests out, longest first)
 
 # The learner release: ResNet50.ipynb from the nbgrader source notebook, and the learner bundle
 # release/ResNet50/ + release/ResNet50.zip (+ release/ResNet50-files.zip, for a notebook opened alone).

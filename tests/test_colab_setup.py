@@ -5,7 +5,7 @@ damaged download or a failed one stops with a clear message and unpacks nothing.
 
 Only the setup cell behaves differently there: after it, the downloaded files are byte for byte the
 bundle's (the setup cell checks their checksum), so the notebook's exercises and checks are run here
-on them, and the whole notebook is run on the bundle's files once, in tests/test_bundle.py."""
+on them, and the whole notebook is run on the bundle's files once, in JupyterLab (tests/test_browser.py)."""
 import functools
 import http.server
 import shutil

@@ -96,13 +96,17 @@ LEAKER_CELL = ("# prints the hidden cases the kernel holds after the last test (
 def plain_nbgrader_leaker():
     """A submission for plain `nbgrader autograde`: ResNet50 ignores `classes` (the public case, 6
     classes, passes; the hidden case, 10, fails with a message naming its arguments) and a cell after
-    the tests prints the hidden cases and the hidden test source from the kernel."""
+    the tests prints the hidden cases and the hidden test source from the kernel. The student's code
+    cells after it (training and results, none of them an nbgrader cell) are left out: what leaks is
+    in the kernel by then, and running them would only make the test minutes longer."""
     notebook = submissions.notebook_with({"ResNet50": submissions.reference_source("ResNet50").replace(
         "def ResNet50(input_shape=(64, 64, 3), classes=6):", "def ResNet50(input_shape=(64, 64, 3), classes=6):\n"
         "    classes = 6")})
     test_index = next(i for i, cell in enumerate(notebook.cells)
                       if cell.metadata.get("nbgrader", {}).get("grade_id") == "ResNet50_test")
-    notebook.cells.insert(test_index + 1, nbformat.v4.new_code_cell(LEAKER_CELL))
+    after = [cell for cell in notebook.cells[test_index + 1:]
+             if cell.cell_type != "code" or "nbgrader" in cell.metadata]
+    notebook.cells[test_index + 1:] = [nbformat.v4.new_code_cell(LEAKER_CELL), *after]
     return submissions.to_bytes(notebook)
 
 
