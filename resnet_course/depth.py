@@ -8,8 +8,10 @@ He et al. (2015), Figures 1 and 6: on CIFAR-10 a 56-layer plain net has higher t
 test error than a 20-layer one, while ResNet-56 beats ResNet-20 (their Table 6: 8.75 % and
 6.97 % test error after 64k iterations at batch 128). This trains the four nets with one
 recipe, the paper's (SGD with momentum 0.9, learning rate 0.1 divided by 10 at 50 % and 75 %
-of the iterations, weight decay 1e-4, batch 128, pad-4 crop and flip), for the same number
-of iterations each, and records:
+of the iterations, weight decay 1e-4, batch 128, pad-4 crop and flip) with a linear warm-up
+of the learning rate over the first 100 iterations (Goyal et al. 2017; without it ResNet-56
+does not survive its first steps at 0.1, bench/depth.md), for the same number of iterations
+each, and records:
 
 - the training error on the augmented batches (the mean over each --eval-every window, as the
   paper plots it) and the test error on a fixed, stratified test subset, against iterations;
@@ -53,6 +55,11 @@ PAPER = {
 # Where the gradient norms are recorded besides initialisation, as fractions of the run.
 GRADIENT_FRACTIONS = (0.1, 0.5, 1.0)
 GRADIENT_BATCH = 128  # images of the fixed batch the gradient norms are measured on
+# Iterations of the default linear warm-up. At 0.1 from the first step ResNet-56's classifier
+# overshoots and the net never recovers: its 27 residual branches add up to pooled features
+# 1.9 times larger than ResNet-20's, and the loss's curvature grows with their square
+# (bench/depth.md, "Diagnosis"). The ramp gives the net the time to shrink them.
+DEFAULT_WARMUP = 100
 
 
 @dataclass(frozen=True)
@@ -68,10 +75,16 @@ class Settings:
     test_size: int | None = 2000
     train_size: int | None = None
     precision: str = "float32"
-    warmup: int = 0          # iterations at lr / 10 before the lr itself (0: none)
+    # iterations of the linear warm-up, lr / N, 2 lr / N, ... up to lr (0: none); None: the
+    # default, min(DEFAULT_WARMUP, a fifth of the iterations)
+    warmup: int | None = None
     seed: int = 0
     out: str = "runs/depth"
     figures: str = str(IMAGES_DIR)
+
+    def __post_init__(self):
+        if self.warmup is None:  # frozen: resolved once, so the JSON records the number
+            object.__setattr__(self, "warmup", min(DEFAULT_WARMUP, self.iterations // 5))
 
     @property
     def windows(self):
@@ -105,8 +118,9 @@ def build_parser():
     p.add_argument("--weight-decay", type=float, metavar="WD",
                    help=f"L2 weight decay of the kernels (default: {d.weight_decay}, the paper's)")
     p.add_argument("--warmup", type=int, metavar="N",
-                   help="train the first N iterations at --lr / 10, as He et al. did for "
-                        f"ResNet-110 (default: {d.warmup}, none)")
+                   help="raise the learning rate linearly over the first N iterations, --lr / N, "
+                        "2 --lr / N, ... --lr (Goyal et al. 2017), 0 for none (default: "
+                        f"{DEFAULT_WARMUP}, or a fifth of --iterations if that is fewer)")
     p.add_argument("--test-size", type=int, metavar="N",
                    help=f"stratified test subset every evaluation uses (default: {d.test_size})")
     p.add_argument("--train-size", type=int, metavar="N",
@@ -188,17 +202,17 @@ def net_config(name, s):
 
 
 def learning_rate(s):
-    """The paper's schedule: lr, lr/10 from 50 %, lr/100 from 75 % of the iterations; with
-    --warmup, lr/10 before that (a Keras schedule, so checkpoints reload it)."""
+    """The paper's schedule, lr, lr/10 from 50 %, lr/100 from 75 % of the iterations, after
+    a linear warm-up: iteration t (0-based) < --warmup N trains at lr (t + 1) / N. A built-in
+    Keras schedule (one step per warm-up iteration), so checkpoints reload it."""
     import keras
 
     first = max(1, int(s.iterations * 0.5))
     second = max(first + 1, int(s.iterations * 0.75))
-    if not s.warmup:
-        return keras.optimizers.schedules.PiecewiseConstantDecay(
-            [first, second], [s.lr, s.lr / 10, s.lr / 100])
+    ramp = range(max(0, s.warmup - 1))  # steps 0 .. N-2 below lr; step N-1 reaches it
     return keras.optimizers.schedules.PiecewiseConstantDecay(
-        [s.warmup, first, second], [s.lr / 10, s.lr, s.lr / 10, s.lr / 100])
+        [*ramp, first, second],
+        [*(s.lr * (t + 1) / s.warmup for t in ramp), s.lr, s.lr / 10, s.lr / 100])
 
 
 def conv_layers(model):
@@ -479,7 +493,8 @@ def write_results(histories, s, wall_seconds, command, log):
         "settings": {**{k: (list(v) if isinstance(v, tuple) else v)
                         for k, v in vars(s).items() if k != "figures"},
                      "optimizer": "sgd, momentum 0.9",
-                     "schedule": (f"lr/10 for {s.warmup} iterations, then " if s.warmup else "")
+                     "schedule": (f"linear warm-up from lr/{s.warmup} to lr over {s.warmup} "
+                                  f"iterations, then " if s.warmup else "")
                                  + "lr, lr/10 from 50 %, lr/100 from 75 % of the iterations",
                      "augmentation": "pad 4, random 32x32 crop, horizontal flip",
                      "training_error": f"mean over the augmented batches of each "

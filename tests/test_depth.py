@@ -155,9 +155,15 @@ def test_help_lists_every_option_with_its_default_without_tensorflow():
     assert "He et al. (2015)" in text
 
 
-def test_learning_rate_is_the_papers_steps_with_an_optional_warm_up():
-    def rates(**settings):
+def test_learning_rate_is_a_linear_warm_up_then_the_papers_steps():
+    def rates(steps=(0, 1, 49, 98, 99, 100, 250, 251, 375, 376, 499), **settings):
         schedule = depth.learning_rate(depth.Settings(**settings))
-        return [round(float(schedule(step)), 6) for step in (0, 100, 101, 250, 251, 375, 376, 499)]
-    assert rates() == [0.1, 0.1, 0.1, 0.1, 0.01, 0.01, 0.001, 0.001]
-    assert rates(warmup=100) == [0.01, 0.01, 0.1, 0.1, 0.01, 0.01, 0.001, 0.001]
+        return [round(float(schedule(step)), 6) for step in steps]
+    # the default: lr (t + 1) / 100 at step t < 100, then lr, lr/10 from 50 %, lr/100 from 75 %
+    assert depth.Settings().warmup == depth.DEFAULT_WARMUP == 100
+    assert rates() == [0.001, 0.002, 0.05, 0.099, 0.1, 0.1, 0.1, 0.01, 0.01, 0.001, 0.001]
+    assert rates(warmup=0) == [0.1] * 7 + [0.01, 0.01, 0.001, 0.001]
+    assert rates(warmup=1) == rates(warmup=0)
+    # a short run warms up for a fifth of its iterations; the drops stay at 50 % and 75 %
+    assert depth.Settings(iterations=100).warmup == 20
+    assert rates((0, 19, 50, 51, 75, 76), iterations=100) == [0.005, 0.1, 0.1, 0.01, 0.01, 0.001]
