@@ -1,8 +1,9 @@
 """What the learner-side tests share: the bundle built into a temporary folder, the release notebook
 with the reference solution filled in and short training, and a kernel started as a learner's.
 
-Used by test_bundle.py (the bundle alone runs), test_colab_setup.py (the setup cell downloads the
-files) and test_browser.py (JupyterLab in Chromium), and by test_release.py (solution lines).
+Used by test_bundle.py (the bundle's files), test_colab_setup.py (the setup cell downloads the
+files) and test_browser.py (the bundle alone runs the solved notebook in JupyterLab in Chromium),
+and by test_release.py (solution lines).
 """
 import json
 import os
@@ -78,14 +79,18 @@ def with_origins_cell(notebook):
         f"print(_json.dumps({{'modules': {{name: getattr(_sys.modules.get(name), '__file__', None) "
         f"for name in {modules!r}}}, 'resnet_course': 'resnet_course' in _sys.modules}}))")
     cell.metadata["tags"] = [ORIGINS_TAG]
+    cell.id = ORIGINS_TAG  # found by its id in a browser's notebook model too
     notebook.cells.append(cell)
     return notebook
 
 
 def origins(executed):
-    """The JSON printed by the cell with_origins_cell appended."""
-    cell = next(c for c in executed.cells if ORIGINS_TAG in c.metadata.get("tags", []))
-    return json.loads("".join(o["text"] for o in cell.outputs if o.get("name") == "stdout"))
+    """The JSON printed by the cell with_origins_cell appended; `executed` is a notebook or a list of
+    {"id", "outputs"} cells (as a browser's notebook model gives them)."""
+    cells = executed.cells if hasattr(executed, "cells") else executed
+    cell = next(c for c in cells if c.get("id") == ORIGINS_TAG)
+    return json.loads("".join(o["text"] if isinstance(o["text"], str) else "".join(o["text"])
+                              for o in cell["outputs"] if o.get("name") == "stdout"))
 
 
 def learner_env(**extra):

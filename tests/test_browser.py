@@ -1,10 +1,11 @@
 """The learner's notebook in a real browser: JupyterLab (the learner's, without nbgrader's tools) on
 an unpacked bundle, in headless Chromium driven by Playwright.
 
-The solved notebook (reference solution, two training steps) runs all its cells with no error, its
-three checks print their pass line, every figure renders as an image and the own-image section
-predicts a sign; the unsolved release stops at the first check with the short "not implemented
-yet" message. Screenshots of each notebook go to the folder named in any failure message.
+The solved notebook (reference solution, two training steps) runs all its cells with no error on the
+bundle's files alone (its modules come from the bundle's folder, never the repository or the
+instructor package; this is the suite's one run of the whole learner notebook), its three checks
+print their pass line, every figure renders as an image and the own-image section predicts a sign;
+the unsolved release stops at the first check with the short "not implemented yet" message. Screenshots of each notebook go to the folder named in any failure message.
 Needs Debian's chromium (`make system-packages`); Playwright cannot download a browser here.
 """
 import contextlib
@@ -58,7 +59,8 @@ def lab(tmp_path_factory):
     work = tmp_path_factory.mktemp("browser")
     built = learner_notebooks.build_bundle(work / "release")
     root = learner_notebooks.unpack(built[2], work / "root") / ASSIGNMENT
-    nbformat.write(learner_notebooks.solved_release(path=root / f"{ASSIGNMENT}.ipynb"), str(root / SOLVED))
+    solved = learner_notebooks.with_origins_cell(learner_notebooks.solved_release(path=root / f"{ASSIGNMENT}.ipynb"))
+    nbformat.write(solved, str(root / SOLVED))
     settings = work / "settings" / "@jupyterlab" / "notebook-extension"
     settings.mkdir(parents=True)  # every cell in the page, so every figure is in the DOM
     (settings / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
@@ -85,7 +87,7 @@ def lab(tmp_path_factory):
                 time.sleep(0.5)  # polling a server that is starting: nothing to wait on
         screenshots = work / "screenshots"
         screenshots.mkdir()
-        yield base, screenshots, log_path
+        yield base, screenshots, log_path, root
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -104,7 +106,7 @@ def browser():
 def _open(browser, lab, notebook, workspace):
     """A new page with notebook alone open, in a fresh JupyterLab workspace of that name (each test
     its own: a shared one would reopen the notebooks of the tests before)."""
-    base, _, _ = lab
+    base = lab[0]
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.set_default_timeout(120_000)
     page.goto(f"{base}/lab/workspaces/{workspace}/tree/{notebook}?reset&token={TOKEN}")
@@ -123,7 +125,7 @@ def _run_all(page):
 def _screenshot(lab, page, name):
     """Saves a full-page screenshot of page and closes it on the way out; a failure inside names
     the screenshot folder."""
-    _, screenshots, log_path = lab
+    _, screenshots, log_path, _ = lab
     try:
         yield
     except Exception as err:
@@ -152,6 +154,7 @@ def test_the_solved_notebook_runs_all_in_the_learners_jupyterlab(browser, lab):
         assert not errors, f"cells with errors: {errors}"
         printed = "".join(_texts(cell["outputs"]) for cell in cells)
         assert printed.count(learner_notebooks.PASS_LINE) == 3, printed[-2000:]
+        assert "Downloading" not in printed, "the setup cell must do nothing beside the learner files"
         assert page.get_by_text(learner_notebooks.PASS_LINE).count() == 3, "the pass lines are not shown"
 
         figures = sum(1 for cell in cells for output in cell["outputs"] if "image/png" in output.get("data", {}))
@@ -167,6 +170,15 @@ def test_the_solved_notebook_runs_all_in_the_learners_jupyterlab(browser, lab):
                   if output["output_type"] == "stream" and output["name"] == "stderr"]
         assert stderr == [], f"stderr in the learner's notebook: {stderr}"
 
+        # the bundle alone: the learner modules came from its folder, the instructor package was not imported
+        origins = learner_notebooks.origins(cells)
+        assert not origins["resnet_course"], "the learner's notebook imported the instructor package"
+        imported = {module: path for module, path in origins["modules"].items() if path}
+        assert {"resnets_utils", "training_utils", "public_tests"} <= set(imported)
+        root = lab[3].resolve()
+        for module, path in imported.items():
+            assert Path(path).parent == root, f"{module} came from {path}, not the bundle"
+
 
 def test_the_learners_jupyterlab_has_no_nbgrader_tools(browser, lab):
     page = _open(browser, lab, f"{ASSIGNMENT}.ipynb", "menus")
@@ -176,7 +188,7 @@ def test_the_learners_jupyterlab_has_no_nbgrader_tools(browser, lab):
         assert learner_lab.NBGRADER_LAB_EXTENSION in config["disabledExtensions"]
         assert "File" in menus and not any("nbgrader" in menu.lower() for menu in menus), menus
         assert page.get_by_text("Create Assignment").count() == 0
-        base, _, _ = lab
+        base = lab[0]
         with pytest.raises(urllib.error.HTTPError, match="404"):  # the formgrader server extension is off
             urllib.request.urlopen(f"{base}/formgrader?token={TOKEN}", timeout=30)
 
