@@ -17,7 +17,6 @@ the `HIDDEN_CASES = [...]` literal of the source notebook's hidden test cells (r
 ast.literal_eval, never executed); hidden results are pass/fail only.
 """
 import ast
-import copy
 import json
 import re
 import traceback
@@ -218,8 +217,9 @@ def _class_problem(value):
 
 
 def _without_compile_config(value):
-    """The config without the compile settings Keras would apply when deserializing (optimizer, loss,
-    metrics: classes the checks never use); a student's function may compile its model."""
+    """A copy of the config (new dicts and lists all the way down) without the compile settings Keras
+    would apply when deserializing (optimizer, loss, metrics: classes the checks never use); a
+    student's function may compile its model."""
     if isinstance(value, dict):
         return {k: _without_compile_config(v) for k, v in value.items() if k != "compile_config"}
     if isinstance(value, (list, tuple)):
@@ -228,12 +228,13 @@ def _without_compile_config(value):
 
 
 def _rebuild(config):
+    """Deserializes `config`, which Keras consumes: pass a copy of your own (load passes the fresh one
+    _without_compile_config made, so the artefact itself is never changed)."""
     import keras
     import resnet_checks
 
-    # Keras consumes the config it deserializes: each rebuild gets its own copy.
     return keras.saving.deserialize_keras_object(
-        copy.deepcopy(config), custom_objects={"FixedInitializer": resnet_checks.FixedInitializer}, safe_mode=True)
+        config, custom_objects={"FixedInitializer": resnet_checks.FixedInitializer}, safe_mode=True)
 
 
 def _activation_elements(model):
