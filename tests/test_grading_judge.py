@@ -340,3 +340,39 @@ def test_orthogonal_initializers_on_huge_kernels_are_refused_before_any_qr():
     X = keras.Input((8, 8, 3))
     small = keras.Model(X, keras.layers.Conv2D(4, 3, kernel_initializer="orthogonal")(X))
     assert judge.load(keras.saving.serialize_keras_object(small), (8, 8, 3)).count_params() == 112
+
+
+# ---------------------------------------------------------------------------------------------
+# The producer builds each call's model without weights, as a notebook only when that fails
+# ---------------------------------------------------------------------------------------------
+
+def test_the_producer_makes_no_weight(exercises, monkeypatch):
+    """The models the producer serializes get no weights (the judge makes its own): with every weight
+    initialization made to fail, each call of the checks still sends its model."""
+    from keras.src.backend.common import global_state
+    from keras.src.backend.common.variables import Variable
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the producer initialized a weight")
+
+    monkeypatch.setattr(Variable, "_initialize", refuse)
+    pending = list(global_state.get_global_attribute("uninitialized_variables", []) or [])
+    for name in ("identity_block", "ResNet50"):
+        exercise = exercises[name]
+        produced = artefacts(exercise, REFERENCE[name], exercise.public_cases)
+        assert {artefact["outcome"] for artefact in produced.values()} == {"model"}
+    # and nothing is left for Keras to initialize later
+    assert list(global_state.get_global_attribute("uninitialized_variables", []) or []) == pending
+
+
+def test_a_function_that_needs_its_weights_is_built_as_in_a_notebook(exercises):
+    """A block that needs a real variable while it builds (a keras.Variable from an array cannot be made
+    without weights) is built again as the notebook builds it: it passes, as it does in Jupyter."""
+    import keras
+    import numpy as np
+
+    def identity_block(X, f, filters, training=True, initializer=None):
+        keras.Variable(np.zeros(3, dtype="float32"))  # needs its value now
+        return reference.identity_block(X, f, filters, training=training, initializer=initializer)
+
+    assert judged(exercises["identity_block"], identity_block) is None
