@@ -9,18 +9,25 @@ Both grade copies of one correct submission in a temporary course folder (never 
 
     .venv/bin/python -m bench.grading                        # 20 submissions each (from the repository root)
     .venv/bin/python -m bench.grading --autograde-count 4    # plain autograde is slow: time fewer of them
+    .venv/bin/python -m bench.grading --count 10 --autograde-count 2 --rounds 2   # interleaved halves
 
 Submissions per minute count the whole command's wall time (start-up included); the median is of
-the per-submission times (autograde: each student's command; the grader: each grading step).
+the per-submission times (autograde: each student's command; the grader: each grading step). On a
+shared machine both halves must run under comparable load: each half's row gives the 1-minute load
+average sampled while it ran (min-max) and the CPU seconds its processes used per submission (user +
+system of every child process, which load changes much less than wall time); `--rounds N` runs the
+halves N times, alternating, each round on other students.
 """
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -53,56 +60,132 @@ def make_course(folder, count):
     return course
 
 
-def plain_autograde(course, count):
+class LoadSampler:
+    """Samples the 1-minute load average every `every` seconds while in its context; `.text()` is
+    "min-max" of the samples. `.cpu` is the CPU seconds (user + system) that child processes ended
+    within the context used."""
+
+    def __init__(self, every=2.0):
+        self.every, self.samples, self.cpu = every, [], 0.0
+        self._stop = threading.Event()
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.samples.append(os.getloadavg()[0])
+            self._stop.wait(self.every)
+
+    def __enter__(self):
+        self._cpu_start = _children_cpu()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self._stop.set()
+        self._thread.join()
+        self.samples.append(os.getloadavg()[0])
+        self.cpu = _children_cpu() - self._cpu_start
+
+    def text(self):
+        return f"{min(self.samples):.1f}-{max(self.samples):.1f}"
+
+
+def _children_cpu():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def plain_autograde(course, students):
     seconds = []
-    for student in sorted(path.name for path in (course / "submitted").iterdir())[:count]:
-        start = time.monotonic()
-        run([NBGRADER, "autograde", paths.ASSIGNMENT, "--student", student], course)
-        seconds.append(time.monotonic() - start)
-    return sum(seconds), seconds
+    with LoadSampler() as load:
+        for student in students:
+            start = time.monotonic()
+            run([NBGRADER, "autograde", paths.ASSIGNMENT, "--student", student], course)
+            seconds.append(time.monotonic() - start)
+    return Half(sum(seconds), seconds, load)
 
 
-def course_grader(course, workers):
-    grader_course = course.parent / "graded-by-the-grader"
+def course_grader(course, students, workers, name):
+    """The grader on `students` (a submissions folder of links to their collected folders)."""
+    submitted = course.parent / f"{name}-submitted"
+    submitted.mkdir()
+    for student in students:
+        (submitted / student).symlink_to(course / "submitted" / student, target_is_directory=True)
+    grader_course = course.parent / name
     grader_course.mkdir()
     shutil.copytree(course / "source", grader_course / "source")
-    start = time.monotonic()
-    run([sys.executable, "-m", "resnet_course.grading", course / "submitted", "--course-dir", grader_course,
-         "--workers", str(workers)], paths.ROOT)
-    wall = time.monotonic() - start
+    with LoadSampler() as load:
+        start = time.monotonic()
+        run([sys.executable, "-m", "resnet_course.grading", submitted, "--course-dir", grader_course,
+             "--workers", str(workers)], paths.ROOT)
+        wall = time.monotonic() - start
     records = [json.loads(line) for line in (grader_course / JOURNAL_NAME).read_text().splitlines()]
-    if any(record["reason"] or sum(c["points"] for c in record["cells"]) != 10 for record in records):
+    if len(records) != len(students) or any(record["reason"] or sum(c["points"] for c in record["cells"]) != 10
+                                            for record in records):
         sys.exit("the grader did not give every correct submission full marks")
-    return wall, [record["seconds"] for record in records]
+    return Half(wall, [record["seconds"] for record in records], load)
 
 
-def row(name, wall, seconds):
+class Half:
+    """One timed half: wall seconds of the whole, the per-submission seconds, its LoadSampler."""
+
+    def __init__(self, wall, seconds, load):
+        self.wall, self.seconds, self.load = wall, seconds, load
+
+    @property
+    def rate(self):
+        return 60 * len(self.seconds) / self.wall
+
+
+def row(name, halves):
+    seconds = [s for half in halves for s in half.seconds]
+    wall = sum(half.wall for half in halves)
+    cpu = sum(half.load.cpu for half in halves)
+    loads = ", ".join(half.load.text() for half in halves)
     rate = 60 * len(seconds) / wall
-    return rate, f"| {name} | {len(seconds)} | {wall:.1f} | {rate:.2f} | {statistics.median(seconds):.1f} |"
+    return rate, (f"| {name} | {len(seconds)} | {wall:.1f} | {rate:.2f} | {statistics.median(seconds):.1f} | "
+                  f"{cpu / len(seconds):.1f} | {loads} |")
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--count", type=int, default=20, help="submissions for the grader (default: %(default)s)")
-    parser.add_argument("--autograde-count", type=int, help="of them, graded by plain autograde (default: all)")
+    parser.add_argument("--count", type=int, default=20, help="submissions for the grader per round "
+                                                              "(default: %(default)s)")
+    parser.add_argument("--autograde-count", type=int, help="submissions graded by plain autograde per round "
+                                                            "(default: --count)")
+    parser.add_argument("--rounds", type=int, default=1, help="times the two halves run, alternating "
+                                                              "(default: %(default)s)")
+    parser.add_argument("--autograde-first", action="store_true", help="start each round with plain autograde")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
+    autograde_count = args.autograde_count or args.count
     env_path = os.environ.get("PATH", "")
     print(machine.machine_line())
     print(f"PATH holds the venv: {str(NBGRADER.parent) in env_path.split(os.pathsep)}")
+    grader_halves, autograde_halves = [], []
     with tempfile.TemporaryDirectory(prefix="bench-grading-") as folder:
-        course = make_course(Path(folder), args.count)
-        grader_wall, grader_seconds = course_grader(course, args.workers)
-        autograde_wall, autograde_seconds = plain_autograde(course, args.autograde_count or args.count)
-    autograde_rate, autograde_row = row("plain `nbgrader autograde` (one student at a time)", autograde_wall,
-                                        autograde_seconds)
-    grader_rate, grader_row = row(f"`python -m resnet_course.grading --workers {args.workers}`", grader_wall,
-                                  grader_seconds)
-    print("| grader | submissions | wall s | submissions/min | median s/submission |")
-    print("| --- | ---: | ---: | ---: | ---: |")
+        per_round = max(args.count, autograde_count)
+        course = make_course(Path(folder), per_round * args.rounds)
+        students = sorted(path.name for path in (course / "submitted").iterdir())
+        for index in range(args.rounds):
+            mine = students[index * per_round:(index + 1) * per_round]
+            halves = [("grader", lambda: grader_halves.append(
+                          course_grader(course, mine[:args.count], args.workers, f"graded-{index}"))),
+                      ("autograde", lambda: autograde_halves.append(plain_autograde(course, mine[:autograde_count])))]
+            for name, half in (halves[::-1] if args.autograde_first else halves):
+                print(f"round {index + 1}: {name} ({time.strftime('%H:%M:%S')} UTC)", flush=True)
+                half()
+    autograde_rate, autograde_row = row("plain `nbgrader autograde` (one student at a time)", autograde_halves)
+    grader_rate, grader_row = row(f"`python -m resnet_course.grading --workers {args.workers}`", grader_halves)
+    print("| grader | submissions | wall s | submissions/min | median s/submission | CPU s/submission "
+          "| load average (1 min) while it ran, per round |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
     print(autograde_row)
     print(grader_row)
     print(f"speed-up: {grader_rate / autograde_rate:.1f}x submissions per minute")
+    for index, (grader, autograde) in enumerate(zip(grader_halves, autograde_halves)):
+        print(f"round {index + 1}: grader {grader.rate:.2f}/min (load {grader.load.text()}), autograde "
+              f"{autograde.rate:.2f}/min (load {autograde.load.text()}): {grader.rate / autograde.rate:.1f}x")
 
 
 if __name__ == "__main__":

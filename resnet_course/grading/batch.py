@@ -26,7 +26,7 @@ from distributed import Client, LocalCluster, as_completed
 
 from resnet_course import paths
 from resnet_course.grading import gradebook as nbgrader_records
-from resnet_course.grading import sandbox
+from resnet_course.grading import judge, sandbox
 from resnet_course.grading.journal import Journal, settings_digest, submission_key, to_record
 from resnet_course.grading.notebook import SubmissionNotFound, find_notebook
 from resnet_course.grading.submission import (CellResult, Limits, SubmissionResult, feedback_notebook,
@@ -194,12 +194,23 @@ def _check_workers(client, limits):
     return sorted({note for notes in results.values() for note in notes})
 
 
+def _warm_up_workers(client):
+    """Each worker imports what its grading steps need (judge.warm_up) while the preflight runs, not in its
+    first submission: one task pinned to each worker, submitted before any submission's task (a
+    single-threaded worker runs them in that order). Not waited for; returns the futures, which the
+    caller keeps until the end (a future nobody holds may be cancelled). A worker that fails it pays
+    the imports in its first grading step."""
+    return [client.submit(judge.warm_up, workers=[worker], allow_other_workers=False, pure=False,
+                          key=f"warm-up-{worker}") for worker in sorted(client.scheduler_info()["workers"])]
+
+
 @contextlib.contextmanager
-def dask_client(scheduler, workers, limits, check_sandbox=True, notes=None):
+def dask_client(scheduler, workers, limits, check_sandbox=True, notes=None, warm_up=False):
     """A Client of the cluster at `scheduler`, or of a new LocalCluster (`workers` single-threaded worker
     processes, one per core by default), closed on leaving; with `check_sandbox`, only once the sandbox
     preflight passed here (local) or on every worker (remote): else SandboxUnavailable. Preflight notes
-    (e.g. the cgroup fallback) are appended to `notes`."""
+    (e.g. the cgroup fallback) are appended to `notes`. With `warm_up`, a new LocalCluster's workers
+    import what judging needs while the preflight runs (_warm_up_workers)."""
     notes = [] if notes is None else notes
     if scheduler:
         with Client(scheduler) as client:
@@ -221,6 +232,7 @@ def dask_client(scheduler, workers, limits, check_sandbox=True, notes=None):
         thread.start()
     with LocalCluster(n_workers=workers or os.cpu_count(), threads_per_worker=1, processes=True,
                       dashboard_address=None, silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+        warming = _warm_up_workers(client) if warm_up else []  # noqa: F841 - kept until the client closes
         if check_sandbox:
             thread.join()
             if "error" in outcome:
@@ -246,7 +258,8 @@ def grade_folder(submissions_dir, course_dir=paths.INSTRUCTOR_DIR, scheduler=Non
     todo = [s for s in submissions if s.key not in journal.records and s.not_found is None]
     records, errors = {}, {}
     with contextlib.ExitStack() as stack:
-        client = stack.enter_context(dask_client(scheduler, workers, limits, check_sandbox, notes)) if todo else None
+        client = stack.enter_context(dask_client(scheduler, workers, limits, check_sandbox, notes,
+                                                 warm_up=grade is grade_submission)) if todo else None
         gradebook = stack.enter_context(nbgrader_records.open_gradebook(course_dir))
         nbgrader_records.register_assignment(gradebook, material)
 

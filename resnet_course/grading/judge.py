@@ -516,6 +516,19 @@ def _context(exercise, case):
     return f"{exercise.function}({args(dict(case['args']))})"
 
 
+def warm_up():
+    """Imports what judging needs (Keras with TensorFlow, the checks and their cases) in this process,
+    so that a Dask worker does it once while the cluster starts rather than in its first submission's
+    grading step. Returns whether the imports worked (if not, the grading step reports why)."""
+    try:
+        import check_cases  # noqa: F401
+        import keras  # noqa: F401
+        import resnet_checks  # noqa: F401
+    except Exception:  # noqa: BLE001 - the first grading step meets the same error and makes it a GradingFault
+        return False
+    return True
+
+
 def clear_session():
     """Frees the models of the previous submission (Keras's global state) in this worker process."""
     import keras

@@ -29,7 +29,9 @@ A call is {"id", "function", "args"} plus, for a block, "input_shape" (without t
 the symbolic keras.Input it was called on), or one of the outcomes "raised" (type, message, the
 learner's frames, for a block the layers it had applied to X), "none", "not_tensor" / "not_model" (type), "disconnected", "undefined",
 "interrupted" (the call ran past the per-cell limit), "too_large" (bytes), "unserializable" (type,
-message).
+message). Each call is first run inside a keras.StatelessScope that makes no weights (the config does
+not depend on them, and the judge makes its own); only a call that raised there runs again as in a
+notebook, and that run's outcome is sent.
 
 What student code in this process can do, honestly: anything Python can, within the sandbox (no
 network, no instructor files, bounded memory, processes, disk and time). It can find these
