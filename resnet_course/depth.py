@@ -413,6 +413,11 @@ def findings(nets):
         group = sorted((n for n in nets.values() if n["plain"] == plain),
                        key=lambda n: len(n["conv_layers"]))
         for shallow, deep in zip(group, group[1:]):
+            if shallow["iterations"] != deep["iterations"]:  # a partial --report-only
+                lines.append(f"{deep['label']} ({deep['iterations']} iterations) and "
+                             f"{shallow['label']} ({shallow['iterations']}) are not compared: "
+                             f"they have not trained as long")
+                continue
             for what in ("train", "test"):
                 a, b = shallow[f"final_{what}_error"], deep[f"final_{what}_error"]
                 if a is None or b is None:

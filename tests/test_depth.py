@@ -113,9 +113,9 @@ def test_gradient_points_and_defaults():
 
 
 def test_findings_compare_each_deeper_net_with_the_shallower_one():
-    def net(label, plain, convs, train, test):
+    def net(label, plain, convs, train, test, iterations=500):
         return {"label": label, "plain": plain, "conv_layers": ["c"] * convs,
-                "final_train_error": train, "final_test_error": test}
+                "final_train_error": train, "final_test_error": test, "iterations": iterations}
     nets = {"plain20": net("plain-20", True, 19, 0.30, 0.32),
             "plain56": net("plain-56", True, 55, 0.40, 0.41),
             "resnet20": net("ResNet-20", False, 19, 0.25, 0.28),
@@ -125,6 +125,10 @@ def test_findings_compare_each_deeper_net_with_the_shallower_one():
         "plain-56 ends with higher test error than plain-20: 41.0% against 32.0%",
         "ResNet-56 ends with lower train error than ResNet-20: 20.0% against 25.0%",
         "ResNet-56 ends with lower test error than ResNet-20: 24.0% against 28.0%"]
+    # a net drawn from its checkpoint before it finished is not compared with a finished one
+    nets["plain56"] = net("plain-56", True, 55, 0.60, 0.61, iterations=250)
+    assert depth.findings(nets)[0] == ("plain-56 (250 iterations) and plain-20 (500) are not "
+                                       "compared: they have not trained as long")
 
 
 @pytest.mark.parametrize("argv, words", [
