@@ -14,9 +14,11 @@ Both grade copies of one correct submission in a temporary course folder (never 
 Submissions per minute count the whole command's wall time (start-up included); the median is of
 the per-submission times (autograde: each student's command; the grader: each grading step). On a
 shared machine both halves must run under comparable load: each half's row gives the 1-minute load
-average sampled while it ran (min-max) and the CPU seconds its processes used per submission (user +
-system of every child process, which load changes much less than wall time); `--rounds N` runs the
-halves N times, alternating, each round on other students.
+average sampled while it ran (min-max) and the CPU seconds per submission of the child processes that
+were waited for (user + system; load changes it much less than wall time). That is all of plain
+autograde (nbgrader and its kernel) but only the grader's own processes (client and Dask workers):
+its sandboxes are killed when their run ends, so their CPU time is not counted. `--rounds N` runs
+the halves N times, alternating, each round on other students.
 """
 import argparse
 import json
