@@ -29,7 +29,7 @@ system-packages:
 
 # Builds datasets/{train,test}_signs.h5 and images/my_image.jpg; a no-op when they are up to date.
 data: setup
-	$(PY) -m resnet_course.signs_data
+	$(PY) -m resnet_course.data.signs_data
 
 # Executes the solution notebook with real training; writes outputs/ResNet50.html and the model.
 # Re-runs only when the notebook, the learner modules or the data changed since the last demo.
@@ -38,12 +38,13 @@ DEMO_INPUTS := instructor/source/ResNet50/ResNet50.ipynb resnets_utils.py traini
                datasets/train_signs.h5 datasets/test_signs.h5
 # The results are printed once, by the last line, also when nothing had to run.
 demo: data outputs/ResNet50.html
-	@$(PY) -m resnet_course.demo --report
+	@$(PY) -m resnet_course.course.demo --report
 
 outputs/ResNet50.html: $(STAMP) $(DEMO_INPUTS)
-	$(PY) -m resnet_course.demo --no-report
+	$(PY) -m resnet_course.course.demo --no-report
 
-test: data system-packages
+# check-generated first: a generated file edited by hand or left stale fails at once, with its name.
+test: data system-packages check-generated
 	$(PY) -m pytest -n auto --durations=15  # one worker per core (pytest-xdist; tests/conftest.py deals the tests out, longest first)
 
 # The learner release: ResNet50.ipynb from the nbgrader source notebook, and the learner bundle
@@ -51,13 +52,13 @@ test: data system-packages
 # BUNDLE_URL (the web folder learners download ResNet50-files.zip from), COLAB_REPOSITORY (owner/name
 # on GitHub) or COLAB_URL, when given, replace c.ResNetCourse.* in instructor/nbgrader_config.py.
 release: data
-	$(PY) -m resnet_course.release $(call release_option,BUNDLE_URL,--bundle-url) \
+	$(PY) -m resnet_course.course.release $(call release_option,BUNDLE_URL,--bundle-url) \
 	    $(call release_option,COLAB_REPOSITORY,--colab-repository) $(call release_option,COLAB_URL,--colab-url)
 release_option = $(if $(filter undefined,$(origin $(1))),,$(2) "$($(1))")
 
 # The learner's JupyterLab on release/ResNet50, without nbgrader's tools (make release rewrites that folder).
 lab: setup
-	$(PY) -m resnet_course.learner_lab
+	$(PY) -m resnet_course.course.learner_lab
 
 # Grades every submission in SUBMISSIONS (nbgrader's layout <folder>/<student>/ResNet50/ResNet50.ipynb),
 # each in a bubblewrap sandbox, in parallel on Dask; writes instructor/gradebook.db and autograded/.
@@ -71,19 +72,19 @@ grade: setup
 
 # Regenerates the expected values in check_cases.py and the hidden tests' cases.
 expected: setup
-	$(PY) -m resnet_course.expected_values
+	$(PY) -m resnet_course.course.expected_values
 
 # Redraws the block diagrams in images/.
 figures: setup
-	$(PY) -m resnet_course.figures
+	$(PY) -m resnet_course.course.figures
 
 # Every generated file, in order (learner copies, expected values, solutions, release, figures);
 # check-generated proves none is stale.
 generated: data
-	$(PY) -m resnet_course.generated
+	$(PY) -m resnet_course.course.generated
 
 check-generated: data
-	$(PY) -m resnet_course.generated --check
+	$(PY) -m resnet_course.course.generated --check
 
 clean:
 	rm -rf outputs runs release instructor/release datasets/*.h5 images/my_image.jpg
@@ -92,4 +93,4 @@ clean:
 # images/depth_*.png and images/depth_results.json (~15 min on an idle 2-core AVX-512 CPU, ~45 on AVX2).
 .PHONY: depth
 depth: setup
-	$(PY) -m resnet_course.depth $(DEPTH_OPTIONS)
+	$(PY) -m resnet_course.training.depth $(DEPTH_OPTIONS)

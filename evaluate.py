@@ -19,7 +19,8 @@ import json
 import sys
 from pathlib import Path
 
-from resnet_course import cli, tf_environment
+from resnet_course.learner import tf_environment
+from resnet_course.training import cli
 
 tf_environment.apply_defaults()  # before TensorFlow loads (oneDNN kernels on every x86 CPU)
 
@@ -76,7 +77,8 @@ def run_info_next_to(model_path):
 
 
 def evaluate_data(model, spec, args, raw_pixels, log):
-    from resnet_course import datasets, inference, reporting
+    from resnet_course.data import datasets
+    from resnet_course.training import inference, reporting
 
     split = datasets.load_eval_split(spec, size=args.test_size, seed=args.seed)
     if inference.num_classes(model) != len(split.class_names):
@@ -93,7 +95,7 @@ def evaluate_data(model, spec, args, raw_pixels, log):
 def crop_for(crop, class_names):
     """The crop an image gets: ``crop`` unless "auto", which frames the hand unless the model
     predicts CIFAR-10's classes."""
-    from resnet_course import cifar10
+    from resnet_course.data import cifar10
 
     if crop != "auto":
         return crop
@@ -103,7 +105,7 @@ def crop_for(crop, class_names):
 def classify_images(model, paths, class_names, raw_pixels, mirror_average=False, crop="hand"):
     import numpy as np
 
-    from resnet_course import inference
+    from resnet_course.training import inference
 
     images = np.concatenate([inference.load_image_for(model, p, crop) for p in paths])
     probabilities = inference.predict_probabilities(model, images, raw_pixels=raw_pixels,
@@ -126,7 +128,8 @@ def format_images(results):
 
 
 def evaluate(args):
-    from resnet_course import datasets, inference, reporting
+    from resnet_course.data import datasets
+    from resnet_course.training import inference, reporting
 
     log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
     if inference.model_file_kind(args.model) == "h5":
@@ -187,7 +190,8 @@ def main(argv=None):
                         cli.EXIT_USAGE)
 
     tf_environment.import_tensorflow_quietly()  # without its start-up notice
-    from resnet_course import datasets, inference
+    from resnet_course.data import datasets
+    from resnet_course.training import inference
 
     errors = (inference.ModelFileError, inference.ImageError, *datasets.DATA_ERRORS, OSError)
     def body():

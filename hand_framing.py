@@ -1,4 +1,4 @@
-# Generated from resnet_course/hand_framing.py (python -m resnet_course.learner_files).
+# Generated from resnet_course/learner/hand_framing.py (python -m resnet_course.course.learner_files).
 """Finding the hand in a photo with a plain background, and framing it as the SIGNS photos do.
 
 The SIGNS photos show one hand filling most of a square frame. A phone photo of a hand sign

@@ -1,4 +1,4 @@
-# Generated from resnet_course/signs_files.py (python -m resnet_course.learner_files).
+# Generated from resnet_course/learner/signs_files.py (python -m resnet_course.course.learner_files).
 """Helpers for the ResNet50 assignment: loading the SIGNS data, a look at it, your own photo.
 
 Stand-alone (numpy, h5py, matplotlib, Pillow); at import it checks that TensorFlow and Keras

@@ -13,9 +13,10 @@ Options left out take the data set's recipe (shown as "signs: ... / cifar10: ...
 """
 import sys
 
-from resnet_course import cli, tf_environment
-from resnet_course.architectures import MODEL_NAMES, PLAIN_MODEL_NAMES
-from resnet_course.recipes import DEFAULT_DATASET, OPTIMIZERS, PRECISIONS, RECIPES, SCHEDULES
+from resnet_course.learner import tf_environment
+from resnet_course.models.architectures import MODEL_NAMES, PLAIN_MODEL_NAMES
+from resnet_course.training import cli
+from resnet_course.training.recipes import DEFAULT_DATASET, OPTIMIZERS, PRECISIONS, RECIPES, SCHEDULES
 
 tf_environment.apply_defaults()  # before TensorFlow loads (oneDNN kernels on every x86 CPU)
 
@@ -100,11 +101,11 @@ def main(argv=None):
     args = build_parser().parse_args(argv)  # --help and bad options exit here, without TF
     tf_environment.import_tensorflow_quietly()  # without its start-up notice
     if args.list_models:
-        from resnet_course.models import describe
+        from resnet_course.models.resnet import describe
         print("\n".join(describe(name) for name in MODEL_NAMES))
         return 0
 
-    from resnet_course import trainer
+    from resnet_course.training import trainer
 
     options = {key: value for key, value in vars(args).items()
                if key not in ("resume", "overwrite", "list_models")}

@@ -17,7 +17,7 @@ import json
 import statistics
 from pathlib import Path
 
-from resnet_course import tf_environment  # imports no TensorFlow
+from resnet_course.learner import tf_environment  # imports no TensorFlow
 
 tf_environment.apply_defaults()
 

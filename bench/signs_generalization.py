@@ -1,5 +1,5 @@
 """Does the SIGNS model hold up beyond its own split? Train the course ResNet50 with one augmentation
-set and print the test accuracy and the stress curve (resnet_course.stress), plain and framed.
+set and print the test accuracy and the stress curve (resnet_course.learner.stress), plain and framed.
 
     .venv/bin/python bench/signs_generalization.py                          # the notebook's recipe
     .venv/bin/python bench/signs_generalization.py --augment course --epochs 12  # the old recipe
@@ -19,27 +19,27 @@ import argparse
 import json
 import time
 
-from resnet_course import tf_environment
+from resnet_course.learner import tf_environment
 
 tf_environment.apply_defaults()  # before TensorFlow loads
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from resnet_course.hand_framing import model_view  # noqa: E402
-from resnet_course.inference import predict_probabilities  # noqa: E402
+from resnet_course.course.reference import ResNet50  # noqa: E402
+from resnet_course.learner.hand_framing import model_view  # noqa: E402
+from resnet_course.learner.signs_files import load_dataset  # noqa: E402
+from resnet_course.learner.stress import SEVERITIES, recall_per_class, stress_images  # noqa: E402
+from resnet_course.learner.training import (  # noqa: E402
+                                            RandomColourTemperature,
+                                            cosine_schedule,
+                                            make_augmenter,
+                                            make_train_dataset,
+                                            set_batchnorm_momentum,
+                                            )
 from resnet_course.machine import machine_line  # noqa: E402
-from resnet_course.perturbations import perturb_images  # noqa: E402
-from resnet_course.reference import ResNet50  # noqa: E402
-from resnet_course.signs_files import load_dataset  # noqa: E402
-from resnet_course.stress import SEVERITIES, recall_per_class, stress_images  # noqa: E402
-from resnet_course.training import (  # noqa: E402
-    RandomColourTemperature,
-    cosine_schedule,
-    make_augmenter,
-    make_train_dataset,
-    set_batchnorm_momentum,
-)
+from resnet_course.training.inference import predict_probabilities  # noqa: E402
+from resnet_course.training.perturbations import perturb_images  # noqa: E402
 
 L = keras.layers
 

@@ -12,26 +12,26 @@ import argparse
 import json
 import time
 
-from resnet_course import tf_environment
+from resnet_course.learner import tf_environment
 
 tf_environment.apply_defaults()  # before TensorFlow loads
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
+from resnet_course.course.reference import ResNet50  # noqa: E402
+from resnet_course.learner.signs_files import load_dataset  # noqa: E402
+from resnet_course.learner.training import (  # noqa: E402
+                                            batchnorm_layers,
+                                            cosine_schedule,
+                                            make_augmenter,
+                                            make_train_dataset,
+                                            recalibrate_batchnorm,
+                                            set_batchnorm_momentum,
+                                            )
 from resnet_course.machine import machine_line  # noqa: E402
 from resnet_course.paths import DATASETS_DIR  # noqa: E402
-from resnet_course.perturbations import perturb_images  # noqa: E402
-from resnet_course.reference import ResNet50  # noqa: E402
-from resnet_course.signs_files import load_dataset  # noqa: E402
-from resnet_course.training import (  # noqa: E402
-    batchnorm_layers,
-    cosine_schedule,
-    make_augmenter,
-    make_train_dataset,
-    recalibrate_batchnorm,
-    set_batchnorm_momentum,
-)
+from resnet_course.training.perturbations import perturb_images  # noqa: E402
 
 
 PERTURBED_COPIES = 5

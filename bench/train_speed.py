@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from resnet_course import tf_environment  # imports no TensorFlow
+from resnet_course.learner import tf_environment  # imports no TensorFlow
 
 tf_environment.apply_defaults()  # this process's own TensorFlow (machine facts) starts quiet
 
@@ -29,9 +29,9 @@ IMAGES = 1080
 BATCH = 32
 
 # name -> (environment overrides, description). Every variant runs in the project's TensorFlow
-# environment (resnet_course.tf_environment: oneDNN kernels on) except where an override says
+# environment (resnet_course.learner.tf_environment: oneDNN kernels on) except where an override says
 # otherwise (None: unset, TensorFlow's own default). The "project" variants run train.py's own
-# code (resnet_course.trainer.build + the resnet_course.training pipeline); the ones in between
+# code (resnet_course.training.trainer.build + the resnet_course.learner.training pipeline); the ones in between
 # take one step at a time from the course's recipe to it, so that each change is measured alone.
 TF_DEFAULT_KERNELS = {"TF_ENABLE_ONEDNN_OPTS": None}
 VARIANTS = {
@@ -108,10 +108,10 @@ def trainer_model(precision, overrides, steps, epochs=None):
     the model and the input path are compared."""
     from types import SimpleNamespace
 
-    from resnet_course import pipelines, trainer
-    from resnet_course.fused import FAST_LAYERS
-    from resnet_course.recipes import PRECISIONS
-    from resnet_course.train_config import resolve_config
+    from resnet_course.models.fused import FAST_LAYERS
+    from resnet_course.training import pipelines, trainer
+    from resnet_course.training.recipes import PRECISIONS
+    from resnet_course.training.train_config import resolve_config
     config = resolve_config({"dataset": "signs", "epochs": epochs, "augment": False,
                                      "precision": precision, "out": "unused"})
     with trainer.dtype_policy(PRECISIONS[precision]):
@@ -147,9 +147,9 @@ def run_variant(name, epochs):
     elif name in BUILDER_STEPS:
         from functools import partial
 
-        from resnet_course.fused import FusedBatchNormalization
-        from resnet_course.models import build_model
-        from resnet_course.training import make_train_dataset
+        from resnet_course.learner.training import make_train_dataset
+        from resnet_course.models.fused import FusedBatchNormalization
+        from resnet_course.models.resnet import build_model
         conv_bias, fused_bn, fused_opt, precision = BUILDER_STEPS[name]
         if precision == "bfloat16":
             keras.config.set_dtype_policy("mixed_bfloat16")

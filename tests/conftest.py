@@ -9,7 +9,7 @@ between the workers, so that the suite fits CI's time on 2 cores (bench/test_sui
 - the units start longest first (UNIT_SECONDS, measured), so that no long unit is left for the end
   while the other worker is idle.
 """
-from resnet_course import tf_environment
+from resnet_course.learner import tf_environment
 
 tf_environment.apply_defaults()
 

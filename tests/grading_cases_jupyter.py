@@ -43,7 +43,7 @@ def duplicated_cell():
     index = _index(notebook, "identity_block")
     fixed = notebook.cells[index]
     if RELU_AFTER_ADD not in fixed.source:
-        raise ValueError("the duplicated-cell case no longer applies to resnet_course/reference.py")
+        raise ValueError("the duplicated-cell case no longer applies to resnet_course/course/reference.py")
     early = copy.deepcopy(fixed)
     early.source = fixed.source.replace(RELU_AFTER_ADD, '    X = Add()([X_shortcut, X])\n')
     early["id"] = f"{fixed.get('id', 'identity-block')}-copy"

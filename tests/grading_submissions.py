@@ -11,7 +11,8 @@ import json
 
 import nbformat
 
-from resnet_course import notebook_sync, paths
+from resnet_course import paths
+from resnet_course.course import notebook_sync
 
 SOLUTION_CELLS = ("identity_block", "convolutional_block", "ResNet50")
 TEST_CELLS = {"identity_block": "identity_block_test", "convolutional_block": "convolutional_block_test",
@@ -56,7 +57,7 @@ def reference_source(name, mistake=False):
     if mistake:
         right, wrong_text = MISTAKES[name]
         if right not in source:
-            raise ValueError(f"the mistake for {name} no longer applies to resnet_course/reference.py")
+            raise ValueError(f"the mistake for {name} no longer applies to resnet_course/course/reference.py")
         source = source.replace(right, wrong_text)
     return source
 

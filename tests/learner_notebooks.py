@@ -12,11 +12,11 @@ from pathlib import Path
 
 import nbformat
 
-from resnet_course import bundle, demo, notebook_sync
+from resnet_course.course import bundle, demo, notebook_sync
 from resnet_course.paths import LEARNER_MODULES, RELEASE_NOTEBOOK
 
 SHORT_TRAINING = {"EPOCHS": 1, "STEPS_PER_EPOCH": 2}
-# Set by the project's own entry points (resnet_course.tf_environment) or by pytest, but not on a
+# Set by the project's own entry points (resnet_course.learner.tf_environment) or by pytest, but not on a
 # learner's machine: a kernel started without them shows what a learner would see. (A kernel that
 # sees PYTEST_CURRENT_TEST does not show what C++ code writes to stderr; a learner's kernel does.)
 PROJECT_ONLY_VARIABLES = ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS", "PYTHONPATH", "PYTEST_CURRENT_TEST")

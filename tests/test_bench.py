@@ -50,9 +50,9 @@ def test_help_lists_the_variants_and_an_unknown_one_is_refused():
 
 
 def test_interleaved_models_are_build_model_options_and_its_cli_answers():
-    from resnet_course import models
+    from resnet_course.models import resnet
     module = load_script(INTERLEAVED)
-    options = set(models.build_model.__code__.co_varnames)
+    options = set(resnet.build_model.__code__.co_varnames)
     for precision, speedups, description in module.MODELS.values():
         assert precision in ("float32", "bfloat16") and description
         assert set(speedups) <= options

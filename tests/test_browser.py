@@ -21,7 +21,7 @@ import nbformat
 import pytest
 
 import learner_notebooks
-from resnet_course import learner_lab
+from resnet_course.course import learner_lab
 from resnet_course.paths import ASSIGNMENT
 
 CHROMIUM = Path("/usr/bin/chromium")

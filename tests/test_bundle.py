@@ -8,7 +8,7 @@ import nbformat
 import pytest
 
 import learner_notebooks
-from resnet_course import bundle
+from resnet_course.course import bundle
 from resnet_course.paths import ASSIGNMENT, LEARNER_MODULES, SOURCE_NOTEBOOK
 
 EXPECTED_FILES = {f"{ASSIGNMENT}.ipynb", "README.md", "requirements.txt", "ATTRIBUTION.md",

@@ -14,7 +14,8 @@ from nbclient.exceptions import CellExecutionError
 
 import public_tests
 import resnet_checks
-from resnet_course import paths, reference
+from resnet_course import paths
+from resnet_course.course import reference
 from tests.wrong_implementations import (MESSAGES_FROM_THE_RUNNING_CODE, WRONG_IMPLEMENTATIONS, identity_block_variant,
                                          resnet50_variant)
 
@@ -114,7 +115,7 @@ from keras.initializers import glorot_uniform
 from keras.layers import Input, MaxPooling2D, ZeroPadding2D
 from keras.models import Model
 from public_tests import ResNet50_test
-from resnet_course.reference import convolutional_block, identity_block
+from resnet_course.course.reference import convolutional_block, identity_block
 
 def ResNet50(input_shape=(64, 64, 3), classes=6):
     X_input = Input(input_shape)

@@ -1,4 +1,4 @@
-"""resnet_course.cifar10 on tiny fake copies of both CIFAR-10 layouts, built in tmp_path."""
+"""resnet_course.data.cifar10 on tiny fake copies of both CIFAR-10 layouts, built in tmp_path."""
 import io
 import pickle
 import tarfile
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from resnet_course import cifar10
-from resnet_course.cifar10 import CLASS_NAMES, CifarError, load_cifar10
-from resnet_course.sampling import stratified_indices
+from resnet_course.data import cifar10
+from resnet_course.data.cifar10 import CLASS_NAMES, CifarError, load_cifar10
+from resnet_course.data.sampling import stratified_indices
 
 TRAIN_PER_CLASS, TEST_PER_CLASS = 2, 1
 

@@ -15,8 +15,8 @@ import nbformat
 import pytest
 
 import learner_notebooks
-from resnet_course import bundle, release
-from resnet_course.notebook_sync import EXERCISES
+from resnet_course.course import bundle, release
+from resnet_course.course.notebook_sync import EXERCISES
 from resnet_course.paths import ASSIGNMENT, ROOT
 
 # google.colab as a Colab kernel can import it; files.upload() as Colab's: it saves what the learner

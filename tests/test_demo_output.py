@@ -5,7 +5,7 @@ import subprocess
 
 import nbformat
 
-from resnet_course import demo
+from resnet_course.course import demo
 from resnet_course.paths import ROOT
 
 
@@ -60,7 +60,7 @@ def test_make_demo_prints_the_results_only_through_the_report():
     # --no-print-directory: under `make test` this make is nested and would print its directory
     recipe = subprocess.run(["make", "--no-print-directory", "-n", "-W", "instructor/source/ResNet50/ResNet50.ipynb",
                              "demo"], cwd=ROOT, capture_output=True, text=True).stdout
-    assert "resnet_course.demo --no-report" in recipe and recipe.rstrip().endswith("resnet_course.demo --report")
+    assert "resnet_course.course.demo --no-report" in recipe and recipe.rstrip().endswith("resnet_course.course.demo --report")
     assert "grep" not in recipe
 
 

@@ -1,4 +1,4 @@
-"""python -m resnet_course.depth at a tiny size: a few steps on a tiny generated CIFAR-10 folder,
+"""python -m resnet_course.training.depth at a tiny size: a few steps on a tiny generated CIFAR-10 folder,
 the JSON and figures it writes, --resume, and its one-line errors."""
 import json
 import math
@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from resnet_course import cifar10, depth
-from resnet_course.cifar10 import CLASS_NAMES
+from resnet_course.data import cifar10
+from resnet_course.data.cifar10 import CLASS_NAMES
 from resnet_course.paths import ROOT
+from resnet_course.training import depth
 from tests.test_train_evaluate import error_line
 from tests.test_train_evaluate import run as run_command
 
@@ -144,7 +145,7 @@ def test_bad_settings_are_one_line_errors(argv, words, capsys, tmp_path):
 
 def test_help_lists_every_option_with_its_default_without_tensorflow():
     code = ("import sys, runpy; sys.argv = ['depth', '--help']\n"
-            "try:\n    runpy.run_module('resnet_course.depth', run_name='__main__')\n"
+            "try:\n    runpy.run_module('resnet_course.training.depth', run_name='__main__')\n"
             "except SystemExit:\n    pass\n"
             "assert 'tensorflow' not in sys.modules, 'TensorFlow loaded for --help'\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

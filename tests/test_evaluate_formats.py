@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 import evaluate
-from resnet_course import inference, training
-from resnet_course.paths import DATA_FILES, DATASETS_DIR
+from resnet_course.learner import training
+from resnet_course.paths import DATASETS_DIR, DATA_FILES
+from resnet_course.training import inference
 from resnets_utils import load_split
 
 TEST_FILE = DATASETS_DIR / DATA_FILES["test"]

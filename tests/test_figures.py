@@ -1,10 +1,10 @@
-"""The committed block diagrams in images/ are exactly what resnet_course.figures draws."""
+"""The committed block diagrams in images/ are exactly what resnet_course.course.figures draws."""
 import io
 
 import pytest
 from PIL import Image
 
-from resnet_course import figures
+from resnet_course.course import figures
 
 
 @pytest.mark.parametrize("name", sorted(figures.FIGURES))

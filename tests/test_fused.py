@@ -1,4 +1,4 @@
-"""resnet_course.fused computes what Keras's own layer and optimizers compute."""
+"""resnet_course.models.fused computes what Keras's own layer and optimizers compute."""
 from functools import partial
 
 import keras
@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from resnet_course import models
-from resnet_course.fused import (FAST_LAYERS, FusedAdam, FusedBatchNormalization, FusedSGD,
-                                 MatMulConv2D, portable_model)
+from resnet_course.models import resnet
+from resnet_course.models.fused import (FAST_LAYERS, FusedAdam, FusedBatchNormalization, FusedSGD,
+                                        MatMulConv2D, portable_model)
 
 
 def _bn_pair(momentum=0.9, epsilon=1e-3, shape=(8, 5, 5, 4)):
@@ -112,7 +112,7 @@ def test_fused_model_trains_like_the_keras_model_and_exports_portable(tmp_path):
     y = np.arange(16) % 10
     trained = []
     for fused in (False, True):
-        model = models.build_model("resnet20", (32, 32, 3), 10, seed=3,
+        model = resnet.build_model("resnet20", (32, 32, 3), 10, seed=3,
                                    norm_layer=FusedBatchNormalization if fused else None)
         model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9),
                       loss="sparse_categorical_crossentropy")
@@ -176,8 +176,8 @@ def test_matmul_conv_takes_bfloat16_and_leaves_other_kernels_to_keras():
 def test_matmul_pointwise_model_equals_the_conv_model_and_exports_as_conv(tmp_path):
     x = np.random.default_rng(2).uniform(0, 1, size=(4, 64, 64, 3)).astype("float32")
     no_bias = partial(keras.layers.Conv2D, use_bias=False)
-    conv_model = models.build_model("course_resnet50", (64, 64, 3), 6, seed=5, conv_layer=no_bias)
-    matmul_model = models.build_model("course_resnet50", (64, 64, 3), 6, seed=5, conv_layer=no_bias,
+    conv_model = resnet.build_model("course_resnet50", (64, 64, 3), 6, seed=5, conv_layer=no_bias)
+    matmul_model = resnet.build_model("course_resnet50", (64, 64, 3), 6, seed=5, conv_layer=no_bias,
                                       pointwise_conv_layer=partial(MatMulConv2D, use_bias=False))
     pointwise = [layer for layer in matmul_model.layers if isinstance(layer, MatMulConv2D)]
     # every 1x1 conv of the 16 bottlenecks (2 each) and the 4 projections; not the 7x7/3x3
@@ -194,8 +194,8 @@ def test_matmul_pointwise_model_equals_the_conv_model_and_exports_as_conv(tmp_pa
 
 
 def test_dropping_conv_biases_matches_the_bias_free_count():
-    with_bias = models.build_model("resnet50", (224, 224, 3), 1000)
-    without = models.build_model("resnet50", (224, 224, 3), 1000,
+    with_bias = resnet.build_model("resnet50", (224, 224, 3), 1000)
+    without = resnet.build_model("resnet50", (224, 224, 3), 1000,
                                  conv_layer=partial(keras.layers.Conv2D, use_bias=False))
     trainable = sum(int(np.prod(w.shape)) for w in without.trainable_weights)
     assert trainable == 25_557_032
@@ -203,14 +203,14 @@ def test_dropping_conv_biases_matches_the_bias_free_count():
 
 
 def test_the_builder_takes_the_layers_and_the_batchnorm_momentum():
-    model = models.build_model("course_resnet50", (64, 64, 3), 6, bn_momentum=0.9, **FAST_LAYERS)
+    model = resnet.build_model("course_resnet50", (64, 64, 3), 6, bn_momentum=0.9, **FAST_LAYERS)
     norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     assert len(norms) == 53
     assert all(isinstance(layer, FusedBatchNormalization) and layer.momentum == 0.9 for layer in norms)
     convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
     assert not any(layer.use_bias for layer in convs)
     assert all(isinstance(layer, MatMulConv2D) == (layer.kernel_size == (1, 1)) for layer in convs)
-    default = models.build_model("course_resnet50", (64, 64, 3), 6)
+    default = resnet.build_model("course_resnet50", (64, 64, 3), 6)
     assert all(type(layer) is keras.layers.Conv2D and layer.use_bias
                for layer in default.layers if isinstance(layer, keras.layers.Conv2D))
     assert {layer.momentum for layer in default.layers

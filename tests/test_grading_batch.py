@@ -29,8 +29,7 @@ from distributed import LocalCluster
 from nbgrader.api import Gradebook
 
 from resnet_course import paths
-from resnet_course.grading import batch as grading_batch
-from resnet_course.grading import submission as grading_submission
+from resnet_course.grading import batch as grading_batch, submission as grading_submission
 from resnet_course.grading.batch import JOURNAL_NAME
 from resnet_course.grading.cli import limits_of, parse_args
 from tests import grading_submissions as submissions

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from resnet_course import reference
+from resnet_course.course import reference
 from resnet_course.grading import judge, producer, submission
 from tests import wrong_implementations as implementations
 

@@ -12,7 +12,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_output
 
 from resnet_course import paths
 from resnet_course.grading import notebook as submitted
-from resnet_course.grading.nbgrader_hidden import HIDDEN_FAILED, REMOVED, HideHiddenTests
+from resnet_course.grading.nbgrader_hidden import HIDDEN_FAILED, HideHiddenTests, REMOVED
 from tests import grading_cases_jupyter as cases
 from tests import grading_submissions as submissions
 from tests.grading_batch_cases import FULL

@@ -146,7 +146,7 @@ def test_eager_only_artefacts_are_bounded_like_the_symbolic_one():
     import keras
 
     import resnet_checks
-    from resnet_course import reference
+    from resnet_course.course import reference
     from resnet_course.grading import judge, submission
 
     material = submission.load_material()

@@ -84,7 +84,7 @@ def test_instructor_files_other_submissions_and_network_are_out_of_reach(materia
     other_submission.write_bytes(submissions.correct())
     gradebook = tmp_path / "gradebook.db"
     gradebook.write_text("grades")
-    targets = [paths.SOURCE_NOTEBOOK, paths.ROOT / "resnet_course" / "reference.py", other_submission, gradebook]
+    targets = [paths.SOURCE_NOTEBOOK, paths.ROOT / "resnet_course" / "course" / "reference.py", other_submission, gradebook]
     probe = (
         "import socket\n"
         "reached = []\n"

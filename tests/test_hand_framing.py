@@ -1,4 +1,4 @@
-"""Finding and framing the hand (resnet_course.hand_framing) on synthetic photos.
+"""Finding and framing the hand (resnet_course.learner.hand_framing) on synthetic photos.
 
 A "hand" is a skin-coloured ellipse with a forearm running to the bottom edge; the backgrounds are
 plain (white, grey, beige), some with dark corners like the SIGNS photos, some lit unevenly.
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from synthetic_photos import BACKGROUNDS, SKIN_TONES, photo
 
-from resnet_course.hand_framing import MARGIN, frame_hand, hand_box, model_view
+from resnet_course.learner.hand_framing import MARGIN, frame_hand, hand_box, model_view
 
 
 @pytest.mark.parametrize("skin", SKIN_TONES)

@@ -7,14 +7,14 @@ import sys
 import pytest
 
 import resnets_utils
-from resnet_course import learner_files
+from resnet_course.course import learner_files
 from resnet_course.paths import ROOT
 
 LEARNER_COPIES = list(learner_files.COPIES)
 
 
 def test_learner_files_are_up_to_date_copies_of_their_sources():
-    assert learner_files.main(["--check"]) == 0, "run `python -m resnet_course.learner_files`"
+    assert learner_files.main(["--check"]) == 0, "run `python -m resnet_course.course.learner_files`"
 
 
 def test_check_names_a_stale_copy_and_write_repairs_it(tmp_path, capsys):
@@ -35,7 +35,7 @@ def test_learner_files_stand_alone_and_say_where_they_come_from(name):
 
 
 def test_render_refuses_a_package_import_without_a_learner_copy(monkeypatch, tmp_path):
-    (tmp_path / "training.py").write_text("from resnet_course.models import build_model\n")
+    (tmp_path / "training.py").write_text("from resnet_course.models.resnet import build_model\n")
     monkeypatch.setattr(learner_files, "PACKAGE_DIR", tmp_path)
     with pytest.raises(ValueError, match="no learner copy"):
         learner_files.render("training_utils.py")
@@ -92,31 +92,31 @@ def test_importing_training_utils_checks_the_imported_versions():
 def test_generators_run_in_the_order_of_their_inputs():
     from importlib.util import find_spec
 
-    from resnet_course import generated
-    order = [module for module, _ in generated.GENERATORS]
+    from resnet_course.course import generated
+    order = [module for module, *_ in generated.GENERATORS]
     assert all(find_spec(module) for module in order)
-    assert order[0] == "resnet_course.learner_files"  # public_tests.py imports the learner files
-    assert order.index("resnet_course.release") > max(
-        order.index("resnet_course.expected_values"), order.index("resnet_course.notebook_sync"))
+    assert order[0] == "resnet_course.course.learner_files"  # public_tests.py imports the learner files
+    assert order.index("resnet_course.course.release") > max(
+        order.index("resnet_course.course.expected_values"), order.index("resnet_course.course.notebook_sync"))
 
 
 def test_check_generated_runs_every_check_and_names_the_stale_ones(monkeypatch, capsys):
-    from resnet_course import generated
+    from resnet_course.course import generated
     calls = []
     monkeypatch.setattr(generated, "run", lambda module, check: calls.append((module, check))
-                        or int(module == "resnet_course.notebook_sync"))
+                        or int(module == "resnet_course.course.notebook_sync"))
     assert generated.main(["--check"]) == 1
-    assert calls == [(module, True) for module, _ in generated.GENERATORS]
-    assert "stale: resnet_course.notebook_sync" in capsys.readouterr().err
+    assert calls == [(module, True) for module, *_ in generated.GENERATORS]
+    assert "stale: resnet_course.course.notebook_sync" in capsys.readouterr().err
     calls.clear()
     assert generated.main([]) == 1  # generating stops where a generator fails
-    assert calls[-1] == ("resnet_course.notebook_sync", False) and len(calls) == 3
+    assert calls[-1] == ("resnet_course.course.notebook_sync", False) and len(calls) == 3
 
 
 def test_the_learner_side_names_the_data_files_as_the_package_does():
     import inspect
 
-    from resnet_course.paths import DATA_FILES, DATASETS_DIR
+    from resnet_course.paths import DATASETS_DIR, DATA_FILES
     assert resnets_utils.DATA_FILES == DATA_FILES
     # the one learner-side default that names the data folder again (relative to the notebook)
     assert inspect.signature(resnets_utils.load_dataset).parameters["path"].default == DATASETS_DIR.name

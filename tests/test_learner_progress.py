@@ -1,5 +1,5 @@
 """What a learner sees while and after training (display_utils.py, a copy of
-resnet_course/display.py): progress lines with the time left, a clean stop on an interrupt, the
+resnet_course/learner/display.py): progress lines with the time left, a clean stop on an interrupt, the
 model one row per stage; and train.py's per-epoch time left."""
 import os
 import re
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from display_utils import TrainingProgress, duration, fit_with_progress, stage_rows, summary_by_stage
-from resnet_course import reference
+from resnet_course.course import reference
 from resnet_course.paths import DATASETS_DIR as SIGNS_DIR, ROOT
 
 DURATION = r"(?:\d+ s|\d+\.\d min|\d+ h \d\d min)"  # what duration() writes

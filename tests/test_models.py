@@ -6,9 +6,10 @@ import keras
 import numpy as np
 import pytest
 
-from resnet_course import models, reference
-from resnet_course.fused import ZeroPadShortcut
-from resnet_course.models import MODEL_NAMES, PLAIN_MODEL_NAMES, build_model
+from resnet_course.course import reference
+from resnet_course.models import resnet
+from resnet_course.models.fused import ZeroPadShortcut
+from resnet_course.models.resnet import MODEL_NAMES, PLAIN_MODEL_NAMES, build_model
 
 CIFAR_NAMES = ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110")
 CIFAR10_NETS = (*CIFAR_NAMES, "resnet9")  # the variants made for 32x32 CIFAR-10
@@ -59,9 +60,9 @@ def test_names():
                            "resnet9", "course_resnet50")
     assert "plain20" in PLAIN_MODEL_NAMES and "plain50" in PLAIN_MODEL_NAMES
     assert "course_plain50" in PLAIN_MODEL_NAMES
-    assert {variant.style for variant in models.VARIANTS.values()} == set(models.STYLES)
+    assert {variant.style for variant in resnet.VARIANTS.values()} == set(resnet.STYLES)
     for name in MODEL_NAMES + PLAIN_MODEL_NAMES:
-        row = models.describe(name)
+        row = resnet.describe(name)
         assert row.startswith(name) and "blocks" in row
 
 
@@ -159,7 +160,7 @@ def test_resnet9_is_pages_network():
     # Page's 6,573,120 (convs and dense without bias, BatchNorm scale and shift) + 10 biases
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
     assert trainable == 6_573_130
-    assert "conv + max-pool, identity shortcuts" in models.describe("resnet9")
+    assert "conv + max-pool, identity shortcuts" in resnet.describe("resnet9")
 
 
 # ---- the course's ResNet50 -------------------------------------------------------------
@@ -188,7 +189,7 @@ def test_course_variant_is_the_reference_resnet50(tmp_path):
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_plain_twin_drops_only_shortcuts_and_adds(name):
     residual = small_model(name)
-    plain = small_model(models.plain_name(name))
+    plain = small_model(resnet.plain_name(name))
     assert count(residual, keras.layers.Add) > 0
     assert count(plain, keras.layers.Add) == 0
     assert count(plain, ZeroPadShortcut) == 0

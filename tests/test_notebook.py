@@ -1,7 +1,7 @@
 """The nbgrader source notebook: solutions equal reference.py, sane nbgrader metadata, and it runs.
 
 The source notebook is executed twice in this file (that costs minutes on 2 cores): once with
-nbclient (resnet_course.demo.execute, its parameters cell filled in with one epoch of two
+nbclient (resnet_course.course.demo.execute, its parameters cell filled in with one epoch of two
 training steps) and once by `nbgrader validate` (under nbgrader the training cell makes the
 same token run by itself). The learner release is validated too; it stops at the first
 exercise stub, so only its first cells do real work.
@@ -16,9 +16,9 @@ import nbformat
 import pytest
 from nbgrader.nbgraderformat import MetadataValidator
 
-from resnet_course import demo, notebook_sync, release
-from resnet_course.recipes import RECIPES
-from resnet_course.trainer import BN_MOMENTUM
+from resnet_course.course import demo, notebook_sync, release
+from resnet_course.training.recipes import RECIPES
+from resnet_course.training.trainer import BN_MOMENTUM
 
 SOURCE = notebook_sync.SOURCE_NOTEBOOK
 EXERCISES = notebook_sync.EXERCISES
@@ -47,7 +47,7 @@ def _test_cells(notebook):
 # ---- static checks ----
 
 def test_solution_cells_match_the_reference(notebook):
-    assert notebook_sync.drifted(notebook) == [], "run `python -m resnet_course.notebook_sync`"
+    assert notebook_sync.drifted(notebook) == [], "run `python -m resnet_course.course.notebook_sync`"
 
 
 def test_sync_check_names_the_drifted_function_and_sync_repairs_it(tmp_path, capsys):

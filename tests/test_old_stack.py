@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from resnet_course import paths, reference
+from resnet_course import paths
+from resnet_course.course import reference
 
 REQUIREMENTS = Path(__file__).with_name("old_stack_requirements.txt")
 # A Keras older than the supported range, installed over the old stack to trigger the version guard.

@@ -1,5 +1,5 @@
 """The learner's checks (public_tests.py, resnet_checks.py, check_cases.py) and their expected
-values (resnet_course.expected_values).
+values (resnet_course.course.expected_values).
 
 The reference solution passes every public and hidden case; each plausible wrong solution
 fails with its own message and each equivalent one passes; the generated expected values are up
@@ -20,7 +20,8 @@ from keras.models import Model
 
 import public_tests
 import resnet_checks
-from resnet_course import expected_values, paths, reference
+from resnet_course import paths
+from resnet_course.course import expected_values, reference
 from tests.wrong_implementations import EQUIVALENT_IMPLEMENTATIONS, WRONG_IMPLEMENTATIONS
 
 ENTRY_POINTS = {

@@ -9,7 +9,7 @@ import nbformat
 import pytest
 
 import learner_notebooks
-from resnet_course import bundle, notebook_sync, release
+from resnet_course.course import bundle, notebook_sync, release
 from resnet_course.paths import ROOT
 
 EXERCISES = notebook_sync.EXERCISES

@@ -227,7 +227,7 @@ def _hand_photo(height, width, centre, radii):
 
 def _hand_fills_the_view(view):
     """The hand (with its forearm reaching the bottom edge) fills the view as in the SIGNS photos."""
-    from resnet_course.hand_framing import MARGIN, hand_box
+    from resnet_course.learner.hand_framing import MARGIN, hand_box
 
     top, left, bottom, right = hand_box(view[0])
     side = view.shape[1]

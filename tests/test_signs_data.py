@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from resnet_course import signs_data
+from resnet_course.data import signs_data
+from resnet_course.data.signs_data import SignsDataError, build
 from resnet_course.paths import DATASETS_DIR
-from resnet_course.signs_data import SignsDataError, build
 
 PER_CLASS = 5  # images per class in the fake archive
 TRAIN_PER_CLASS = 3  # so 2 per class go to test

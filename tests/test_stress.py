@@ -1,12 +1,12 @@
-"""The "elsewhere" stress set (resnet_course.stress): reproducible, graded, and honest about its limits."""
+"""The "elsewhere" stress set (resnet_course.learner.stress): reproducible, graded, and honest about its limits."""
 import numpy as np
 import pytest
 from synthetic_photos import BACKGROUNDS, SKIN_TONES, photo
 
-from resnet_course import stress
-from resnet_course.hand_framing import foreground_mask, hand_box
-from resnet_course.stress import (SEVERITIES, cast_shadow, plot_recall_per_class, recall_per_class, stress_curve,
-                                  stress_images, turn_hand)
+from resnet_course.learner import stress
+from resnet_course.learner.hand_framing import foreground_mask, hand_box
+from resnet_course.learner.stress import (SEVERITIES, cast_shadow, plot_recall_per_class, recall_per_class, stress_curve,
+                                          stress_images, turn_hand)
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@ import os
 import subprocess
 import sys
 
-from resnet_course import tf_environment
+from resnet_course.learner import tf_environment
 from resnet_course.paths import ROOT
 
 
@@ -17,7 +17,7 @@ def test_defaults_fill_only_what_is_unset():
 def _import_in_a_fresh_process(module, environ):
     """(whether each apply_defaults call came before TensorFlow loaded, TF_ENABLE_ONEDNN_OPTS
     once the module's imports are done) for ``import module`` in a new Python."""
-    code = ("import os, sys; from resnet_course import tf_environment as t; calls = []; "
+    code = ("import os, sys; from resnet_course.learner import tf_environment as t; calls = []; "
             "apply = t.apply_defaults; t.apply_defaults = lambda *a: calls.append(apply(*a)); "
             f"sys.argv = ['{module}.py']; import {module}; "
             "print(calls, os.environ.get('TF_ENABLE_ONEDNN_OPTS'))")
@@ -30,7 +30,7 @@ def _import_in_a_fresh_process(module, environ):
 def test_entry_points_turn_onednn_on_before_tensorflow_loads():
     # [True]: one call, before TensorFlow loaded (train.py's and expected_values' imports load
     # it; evaluate.py's only when it runs). The Makefile sets neither variable.
-    for module in ("train", "evaluate", "resnet_course.expected_values"):
+    for module in ("train", "evaluate", "resnet_course.course.expected_values"):
         assert _import_in_a_fresh_process(module, {}) == "[True] 1", module
 
 

@@ -17,10 +17,9 @@ from PIL import Image
 
 import evaluate
 import train
-from resnet_course import cifar10, datasets
-from resnet_course.cifar10 import CLASS_NAMES
-from resnet_course.paths import DATA_FILES, ROOT, SAMPLE_PHOTO
-from resnet_course.paths import DATASETS_DIR as SIGNS_DIR
+from resnet_course.data import cifar10, datasets
+from resnet_course.data.cifar10 import CLASS_NAMES
+from resnet_course.paths import DATASETS_DIR as SIGNS_DIR, DATA_FILES, ROOT, SAMPLE_PHOTO
 from synthetic_photos import BACKGROUNDS, SKIN_TONES, photo
 
 HAVE_SIGNS = all((SIGNS_DIR / name).is_file() for name in DATA_FILES.values())
@@ -251,7 +250,7 @@ def test_cifar_residual_and_plain_nets(model, val_split, tiny_cifar, tmp_path, c
 
 
 def test_mirror_average_is_the_mean_over_each_image_and_its_mirror():
-    from resnet_course import inference
+    from resnet_course.training import inference
 
     model = keras.Sequential([keras.Input((4, 4, 3)), keras.layers.Flatten(),
                               keras.layers.Dense(3, activation="softmax")])
@@ -266,8 +265,8 @@ def test_mirror_average_is_the_mean_over_each_image_and_its_mirror():
 
 def test_bfloat16_run_resumes_and_saves_a_plain_float32_model(tiny_cifar, tmp_path, capsys,
                                                               monkeypatch):
-    from resnet_course import trainer
-    from resnet_course.fused import FusedBatchNormalization
+    from resnet_course.models.fused import FusedBatchNormalization
+    from resnet_course.training import trainer
     monkeypatch.setattr(trainer, "has_native_bfloat16", lambda: False)
     out = tmp_path / "bf16"
     args = ["--dataset", tiny_cifar, "--model", "resnet20", "--train-size", "100",
@@ -442,7 +441,7 @@ def test_evaluate_classifies_an_image_with_a_model_without_class_names(tmp_path,
 def test_image_files_are_cut_around_the_hand_for_signs_models_and_to_the_centre_otherwise(tmp_path):
     # A small hand at the right edge of a wide photo: "hand" makes it fill the model's input
     # (as the notebook's load_my_image does), "centre" keeps the middle of the photo.
-    from resnet_course import inference
+    from resnet_course.training import inference
 
     inputs = keras.Input((64, 64, 3))
     model = keras.Model(inputs, keras.layers.Dense(6, activation="softmax")(keras.layers.Flatten()(inputs)))
@@ -470,8 +469,8 @@ def schedule_values(schedule, steps):
 
 
 def test_learning_rate_schedules():
-    from resnet_course.schedules import make_schedule
-    from resnet_course.train_config import resolve_config
+    from resnet_course.training.schedules import make_schedule
+    from resnet_course.training.train_config import resolve_config
 
     def config(schedule):
         return resolve_config({"dataset": "cifar10", "schedule": schedule, "epochs": 10,
@@ -488,8 +487,8 @@ def test_learning_rate_schedules():
 
 
 def test_batchnorm_recalibration_sees_the_training_augmentation(monkeypatch):
-    from resnet_course import pipelines
-    from resnet_course.train_config import resolve_config
+    from resnet_course.training import pipelines
+    from resnet_course.training.train_config import resolve_config
     rng = np.random.default_rng(0)
     X = rng.integers(1, 256, size=(60, 32, 32, 3), dtype=np.uint8)  # no black pixel
     y = np.arange(60) % 10
@@ -511,7 +510,7 @@ def test_batchnorm_recalibration_sees_the_training_augmentation(monkeypatch):
 def test_pad_crop_flip_shifts_each_image_on_its_own_and_repeats_with_the_seed():
     import tensorflow as tf
 
-    from resnet_course.augmentation import pad_crop_flip, with_pad_crop_flip
+    from resnet_course.training.augmentation import pad_crop_flip, with_pad_crop_flip
 
     images = np.random.default_rng(0).random((16, 8, 8, 3)).astype("float32") + 1  # no zeros
     out = pad_crop_flip(tf.constant(images), tf.constant([3, 4]), padding=2).numpy()
@@ -536,7 +535,7 @@ def test_pad_crop_flip_shifts_each_image_on_its_own_and_repeats_with_the_seed():
 def test_cutout_zeroes_one_square_per_image_and_repeats_with_the_seed():
     import tensorflow as tf
 
-    from resnet_course.augmentation import cut_out, pad_crop_flip
+    from resnet_course.training.augmentation import cut_out, pad_crop_flip
 
     images = tf.ones((64, 32, 32, 3))
     out = cut_out(images, tf.constant([5, 6]), 8).numpy()
@@ -568,15 +567,15 @@ def test_cutout_and_label_smoothing_train_resnet9(tiny_cifar, tmp_path, capsys):
     assert code == 0, err
     assert metrics_of(out)["epochs_completed"] == 2
     # the checkpoint a resumed run continues from still trains with the smoothed loss
-    from resnet_course import checkpoints, inference
+    from resnet_course.training import checkpoints, inference
     _, checkpoint = checkpoints.read_checkpoint(out)
     loss = inference.load_model_file(checkpoint, compile=True).loss
     assert loss.get_config()["label_smoothing"] == pytest.approx(0.2)
 
 
 def test_training_pipeline_cuts_out_squares_of_the_same_crops():
-    from resnet_course.pipelines import train_pipeline
-    from resnet_course.train_config import resolve_config
+    from resnet_course.training.pipelines import train_pipeline
+    from resnet_course.training.train_config import resolve_config
     X = np.full((32, 32, 32, 3), 200, dtype=np.uint8)  # no black pixel before augmenting
     y = np.arange(32) % 10
 

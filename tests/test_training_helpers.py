@@ -1,4 +1,4 @@
-"""The learner's training helpers (training_utils.py, a copy of resnet_course/training.py), on
+"""The learner's training helpers (training_utils.py, a copy of resnet_course/learner/training.py), on
 tiny arrays and tiny models."""
 import keras
 import matplotlib.pyplot as plt
@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from display_utils import plot_confusion_matrix, plot_history
-from resnet_course.perturbations import perturb_images
+from resnet_course.training.perturbations import perturb_images
 from training_utils import (
     batchnorm_layers,
     cosine_schedule,

@@ -2,7 +2,7 @@
 
 Every wrong solution is one visible argument away from the reference behaviour: `block` is a
 residual block and `resnet50` a ResNet50, both parameterised by the mistake to make; with no
-mistake they build what resnet_course/reference.py builds.
+mistake they build what resnet_course/course/reference.py builds.
 
 WRONG_IMPLEMENTATIONS lists (id, exercise, function, distinctive substring of the failure message);
 EQUIVALENT_IMPLEMENTATIONS lists correct solutions written differently (id, exercise, function).
@@ -26,7 +26,7 @@ from keras.layers import (
 )
 from keras.models import Model
 
-from resnet_course import reference
+from resnet_course.course import reference
 
 
 def block(X, f, filters, s, training, initializer, *, projection,

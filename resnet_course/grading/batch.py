@@ -25,8 +25,7 @@ import nbformat
 from distributed import Client, LocalCluster, as_completed
 
 from resnet_course import paths
-from resnet_course.grading import gradebook as nbgrader_records
-from resnet_course.grading import judge, sandbox
+from resnet_course.grading import gradebook as nbgrader_records, judge, sandbox
 from resnet_course.grading.journal import Journal, settings_digest, submission_key, to_record
 from resnet_course.grading.notebook import SubmissionNotFound, find_notebook
 from resnet_course.grading.submission import (CellResult, Limits, SubmissionResult, feedback_notebook,

@@ -22,7 +22,7 @@ import re
 import traceback
 from dataclasses import dataclass
 
-from resnet_course import tf_environment
+from resnet_course.learner import tf_environment
 
 # The checks' expected values were computed with these TensorFlow settings (make expected); they must be
 # in the environment before TensorFlow loads in this process.
