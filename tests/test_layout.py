@@ -30,12 +30,8 @@ STAND_ALONE = {"resnet_course/grading/producer.py", "resnet_course/grading/kerne
 
 def folder_of(module):
     """'resnet_course.learner.training.trainer' -> 'training'; 'resnet_course.paths' -> BASE."""
-    parts = module.split(".")
-    if len(parts) > 2 and (PACKAGE / parts[1]).is_dir():
-        return parts[1]
-    if len(parts) == 2 and (PACKAGE / parts[1]).is_dir():
-        return parts[1]  # `from resnet_course import grading`
-    return BASE
+    parts = module.split(".")  # also 'resnet_course.grading', from `from resnet_course import grading`
+    return parts[1] if len(parts) >= 2 and (PACKAGE / parts[1]).is_dir() else BASE
 
 
 def module_name(path):

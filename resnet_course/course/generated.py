@@ -38,13 +38,14 @@ GENERATORS = (
      "resnet_course/course/figures.py"),
 )
 # Generated too, but not by `make generated`: they need the data archive or a long run.
+# (generator module, the files it writes, what it writes them from, its make target)
 OTHER_GENERATED = (
-    ("resnet_course.data.signs_data (make data)",
+    ("resnet_course.data.signs_data",
      "datasets/train_signs.h5, datasets/test_signs.h5, images/my_image.jpg",
-     "the Sign Language Digits archive, checked against resnet_course/data/manifests/"),
-    ("resnet_course.training.depth (make depth)",
+     "the Sign Language Digits archive, checked against resnet_course/data/manifests/", "data"),
+    ("resnet_course.training.depth",
      "images/depth_curves.png, images/depth_gradients.png, images/depth_results.json",
-     "a 4-network training run on CIFAR-10 (bench/depth.md)"),
+     "a 4-network training run on CIFAR-10 (bench/depth.md)", "depth"),
 )
 
 
@@ -57,8 +58,8 @@ def table():
     """The generated files as a Markdown table: generated | from | by."""
     rows = ["| generated | from | by |", "| --- | --- | --- |"]
     rows += [f"| {writes} | {sources} | `python -m {module}` |" for module, writes, sources in GENERATORS]
-    rows += [f"| {writes} | {sources} | `python -m {module.replace(' (', '` (')} |"
-             for module, writes, sources in OTHER_GENERATED]
+    rows += [f"| {writes} | {sources} | `python -m {module}` (make {target}) |"
+             for module, writes, sources, target in OTHER_GENERATED]
     return "\n".join(rows)
 
 

@@ -204,16 +204,10 @@ def net_config(name, s):
 
 def learning_rate(s):
     """The paper's schedule, lr, lr/10 from 50 %, lr/100 from 75 % of the iterations, after
-    a linear warm-up: iteration t (0-based) < --warmup N trains at lr (t + 1) / N. A built-in
-    Keras schedule (one step per warm-up iteration), so checkpoints reload it."""
-    import keras
-
-    first = max(1, int(s.iterations * 0.5))
-    second = max(first + 1, int(s.iterations * 0.75))
-    ramp = range(max(0, s.warmup - 1))  # steps 0 .. N-2 below lr; step N-1 reaches it
-    return keras.optimizers.schedules.PiecewiseConstantDecay(
-        [*ramp, first, second],
-        [*(s.lr * (t + 1) / s.warmup for t in ramp), s.lr, s.lr / 10, s.lr / 100])
+    a linear warm-up: iteration t (0-based) < --warmup N trains at lr (t + 1) / N
+    (train.py's "step" schedule with a warm-up)."""
+    from resnet_course.training.schedules import step_schedule
+    return step_schedule(s.lr, s.iterations, s.warmup)
 
 
 def conv_layers(model):

@@ -17,10 +17,7 @@ def make_schedule(config, steps_per_epoch):
     if config.schedule == "constant":
         return config.lr
     if config.schedule == "step":
-        first = max(1, int(total * STEP_DROPS[0]))
-        second = max(first + 1, int(total * STEP_DROPS[1]))
-        return keras.optimizers.schedules.PiecewiseConstantDecay(
-            [first, second], [config.lr, config.lr / 10, config.lr / 100])
+        return step_schedule(config.lr, total)
     if config.schedule == "onecycle":
         rise = max(1, round(total * ONECYCLE_RISE_FRACTION))
         return keras.optimizers.schedules.CosineDecay(
@@ -29,6 +26,17 @@ def make_schedule(config, steps_per_epoch):
     # cosine: linear warm-up, then cosine decay to 0; at least one epoch of decay
     warmup = min(config.warmup_epochs, config.epochs - 1)
     return cosine_schedule(config.epochs, steps_per_epoch, config.lr, warmup)
+
+
+def step_schedule(lr, total_steps, warmup_steps=0):
+    """He et al.'s steps: lr, then lr / 10 from STEP_DROPS[0] and lr / 100 from STEP_DROPS[1] of
+    `total_steps`; with `warmup_steps` N, a linear warm-up first (step t < N trains at lr (t + 1) / N).
+    A built-in Keras schedule (one boundary per warm-up step), so checkpoints reload it."""
+    first = max(1, int(total_steps * STEP_DROPS[0]))
+    second = max(first + 1, int(total_steps * STEP_DROPS[1]))
+    ramp = range(max(0, warmup_steps - 1))  # steps 0 .. N-2 below lr; step N-1 reaches it
+    return keras.optimizers.schedules.PiecewiseConstantDecay(
+        [*ramp, first, second], [*(lr * (t + 1) / warmup_steps for t in ramp), lr, lr / 10, lr / 100])
 
 
 def make_optimizer(config, learning_rate):
