@@ -31,12 +31,12 @@ from resnet_course.learner.hand_framing import model_view  # noqa: E402
 from resnet_course.learner.signs_files import load_dataset  # noqa: E402
 from resnet_course.learner.stress import SEVERITIES, recall_per_class, stress_images  # noqa: E402
 from resnet_course.learner.training import (  # noqa: E402
-                                            RandomColourTemperature,
-                                            cosine_schedule,
-                                            make_augmenter,
-                                            make_train_dataset,
-                                            set_batchnorm_momentum,
-                                            )
+    RandomColourTemperature,
+    cosine_schedule,
+    make_augmenter,
+    make_train_dataset,
+    set_batchnorm_momentum,
+)
 from resnet_course.machine import machine_line  # noqa: E402
 from resnet_course.training.inference import predict_probabilities  # noqa: E402
 from resnet_course.training.perturbations import perturb_images  # noqa: E402

@@ -22,13 +22,13 @@ import numpy as np  # noqa: E402
 from resnet_course.course.reference import ResNet50  # noqa: E402
 from resnet_course.learner.signs_files import load_dataset  # noqa: E402
 from resnet_course.learner.training import (  # noqa: E402
-                                            batchnorm_layers,
-                                            cosine_schedule,
-                                            make_augmenter,
-                                            make_train_dataset,
-                                            recalibrate_batchnorm,
-                                            set_batchnorm_momentum,
-                                            )
+    batchnorm_layers,
+    cosine_schedule,
+    make_augmenter,
+    make_train_dataset,
+    recalibrate_batchnorm,
+    set_batchnorm_momentum,
+)
 from resnet_course.machine import machine_line  # noqa: E402
 from resnet_course.paths import DATASETS_DIR  # noqa: E402
 from resnet_course.training.perturbations import perturb_images  # noqa: E402
