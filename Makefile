@@ -90,7 +90,7 @@ clean:
 	rm -rf outputs runs release instructor/release datasets/*.h5 images/my_image.jpg
 
 # The degradation experiment on CIFAR-10, plain-20/56 against ResNet-20/56 (bench/depth.md): writes
-# images/depth_*.png and images/depth_results.json (~15 min on an idle 2-core AVX-512 CPU, ~45 on AVX2).
+# images/depth_*.png and images/depth_results.json (~9 min on an idle 2-core AVX-512 CPU, ~23-28 on AVX2).
 .PHONY: depth
 depth: setup
 	$(PY) -m resnet_course.training.depth $(DEPTH_OPTIONS)

@@ -25,7 +25,7 @@ plain net and ResNet, log scale) and depth_results.json (machine, versions, sett
 time, every number). Each net trains in --out/<net>/ with train.py's checkpoints, so
 --resume continues where an interrupted run stopped (or extends a finished one with more
 --iterations, under the longer run's schedule). The default budget (500 iterations per net in
-float32, about 15 minutes alone on a 2-core AVX-512 CPU, an estimated 45 on AVX2), why it was
+float32, about 9 minutes alone on a 2-core AVX-512 CPU, an estimated 23-28 on AVX2), why it was
 chosen and what it measured: bench/depth.md.
 """
 import sys
