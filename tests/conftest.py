@@ -20,7 +20,6 @@ UNITS_OF_THEIR_OWN = {
     "test_grading_batch.py::test_without_bubblewrap_nothing_is_recorded_and_a_rerun_grades_with_the_settings_in_the_key",
     "test_grading_batch.py::test_a_fault_of_the_grading_machine_is_an_error_never_a_grade_and_a_rerun_grades_it",
     "test_instructor_commands.py::test_plain_nbgrader_feedback_shows_no_hidden_test",
-    "test_notebook.py::test_nbgrader_validate_passes_on_the_source",
     "test_notebook.py::test_nbgrader_validate_fails_on_the_unsolved_release",
 }
 
@@ -30,7 +29,6 @@ UNIT_SECONDS = {
     "test_grading_batch.py": 935,
     "test_notebook.py": 647,
     "test_browser.py": 626,
-    "test_notebook.py::test_nbgrader_validate_passes_on_the_source": 615,
     "test_grading_cheats.py": 373,
     "test_grading_batch.py::test_without_bubblewrap_nothing_is_recorded_and_a_rerun_grades_with_the_settings_in_the_key": 369,
     "test_instructor_commands.py": 273,

@@ -7,6 +7,7 @@ and by test_release.py (solution lines).
 """
 import json
 import os
+import re
 import zipfile
 from pathlib import Path
 
@@ -21,6 +22,9 @@ SHORT_TRAINING = {"EPOCHS": 1, "STEPS_PER_EPOCH": 2}
 # sees PYTEST_CURRENT_TEST does not show what C++ code writes to stderr; a learner's kernel does.)
 PROJECT_ONLY_VARIABLES = ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS", "PYTHONPATH", "PYTEST_CURRENT_TEST")
 PASS_LINE = "All tests passed!"
+DURATION = r"(\d+ s|\d+\.\d min|\d+ h \d\d min)"  # display.duration
+# The line the training cell prints after each epoch (display.TrainingProgress).
+EPOCH_LINE = re.compile(rf"epoch \d+/\d+: loss \d+\.\d{{4}}, accuracy [01]\.\d{{4}} \({DURATION}, .+ (left|in all)\)")
 ORIGINS_TAG = "module-origins"
 
 

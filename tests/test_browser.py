@@ -10,6 +10,7 @@ Needs Debian's chromium (`make system-packages`); Playwright cannot download a b
 """
 import contextlib
 import json
+import re
 import socket
 import subprocess
 import time
@@ -152,6 +153,12 @@ def test_the_solved_notebook_runs_all_in_the_learners_jupyterlab(browser, lab):
         errors = {cell["id"]: _texts(cell["outputs"]) for cell in cells
                   if any(output["output_type"] == "error" for output in cell["outputs"])}
         assert not errors, f"cells with errors: {errors}"
+        # the short run (the parameters cell filled in) says so, then its plan and each epoch with its time
+        training = _texts(next(cell for cell in cells if cell["id"] == "training")["outputs"]).splitlines()
+        assert training[0].startswith("A short run: 1 epoch(s) of 2 steps, where the recipe trains 22 of 33."), training
+        assert training[1].startswith("Training 1 epoch of 2 steps. The first epoch also builds the graph"), training
+        assert re.fullmatch(rf"  step 1/2: {learner_notebooks.DURATION}", training[2]), training
+        assert len(training) == 4 and learner_notebooks.EPOCH_LINE.fullmatch(training[3]), training
         printed = "".join(_texts(cell["outputs"]) for cell in cells)
         assert printed.count(learner_notebooks.PASS_LINE) == 3, printed[-2000:]
         assert "Downloading" not in printed, "the setup cell must do nothing beside the learner files"

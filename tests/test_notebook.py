@@ -1,12 +1,16 @@
 """The nbgrader source notebook: solutions equal reference.py, sane nbgrader metadata, and it runs.
 
-The source notebook is executed twice in this file (that costs minutes on 2 cores): once with
-nbclient (resnet_course.course.demo.execute, its parameters cell filled in with one epoch of two
-training steps) and once by `nbgrader validate` (under nbgrader the training cell makes the
-same token run by itself). The learner release is validated too; it stops at the first
+The source notebook is executed once in this file (minutes on 2 cores): by `nbgrader validate`'s
+own Validator with the course's nbgrader_config.py, which keeps the notebook it executed for the
+tests of its printed results. Under nbgrader the training cell makes a token run of 1 epoch of 2
+steps by itself (display.fit_with_progress). The learner's short run with the parameters cell
+filled in (demo.with_parameters, what `make demo` and the browser test use) runs in JupyterLab in
+tests/test_browser.py; make demo's executor on small notebooks in tests/test_demo_output.py. The
+learner release is validated by the `nbgrader validate` command itself; it stops at the first
 exercise stub, so only its first cells do real work.
 """
 import ast
+import io
 import re
 import shutil
 import subprocess
@@ -15,7 +19,10 @@ import sys
 import nbformat
 import pytest
 from nbgrader.nbgraderformat import MetadataValidator
+from nbgrader.validator import Validator
+from traitlets.config.loader import PyFileConfigLoader
 
+from learner_notebooks import DURATION, EPOCH_LINE
 from resnet_course.course import demo, notebook_sync, release
 from resnet_course.training.recipes import RECIPES
 from resnet_course.training.trainer import BN_MOMENTUM
@@ -26,9 +33,6 @@ CHECKS = {"identity_block": "check_identity_block", "convolutional_block": "chec
           "ResNet50": "check_resnet50"}
 PUBLIC_TESTS = {"identity_block": "identity_block_test", "convolutional_block": "convolutional_block_test",
                 "ResNet50": "ResNet50_test"}
-CI_PARAMETERS = {"EPOCHS": 1, "STEPS_PER_EPOCH": 2}
-DURATION = r"(\d+ s|\d+\.\d min|\d+ h \d\d min)"  # display_utils.duration
-EPOCH_LINE = re.compile(rf"epoch \d+/\d+: loss \d+\.\d{{4}}, accuracy [01]\.\d{{4}} \({DURATION}, .+ (left|in all)\)")
 
 
 @pytest.fixture(scope="module")
@@ -154,11 +158,36 @@ def test_parameters_are_injected_right_after_the_parameters_cell(notebook):
 
 # ---- execution (the expensive part) ----
 
+class _KeepingValidator(Validator):
+    """nbgrader's Validator (what `nbgrader validate` runs), keeping the notebook it executed."""
+    executed = None
+
+    def _preprocess(self, nb):
+        self.executed = super()._preprocess(nb)
+        return self.executed
+
+
 @pytest.fixture(scope="module")
-def executed(tmp_path_factory):
-    out = tmp_path_factory.mktemp("outputs")
-    notebook = demo.execute(SOURCE, parameters={**CI_PARAMETERS, "OUTPUT_DIR": str(out)})
-    return notebook, out
+def validated(tmp_path_factory):
+    """(`nbgrader validate`'s output on the source, the notebook it executed, the folder it ran in)."""
+    folder = tmp_path_factory.mktemp("validate")
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(release.INSTRUCTOR)).load_config()
+    validator = _KeepingValidator(config=config)
+    validator.stream = printed = io.StringIO()  # where it prints its verdict (sys.stdout when nbgrader loads)
+    validator.validate_and_print(str(_beside_a_copy(SOURCE, folder)))
+    assert validator.executed is not None, printed.getvalue()[-3000:]
+    return printed.getvalue(), validator.executed, folder
+
+
+@pytest.fixture(scope="module")
+def executed(validated):
+    return validated[1], validated[2] / "outputs"
+
+
+def test_nbgrader_validate_passes_on_the_source(validated):
+    output, _, folder = validated
+    assert "Success! Your notebook passes all the tests." in output, output[-3000:]
+    assert (folder / "outputs" / demo.MODEL_FILE).is_file(), "the token run trained and saved a model"
 
 
 def test_source_notebook_runs_top_to_bottom(executed):
@@ -176,10 +205,10 @@ def _printed(notebook, cell_id):
             for line in output["text"].splitlines()]
 
 
-def test_training_says_the_run_is_short_then_its_plan_and_each_epoch_with_its_time(executed):
+def test_training_under_nbgrader_is_a_token_run_that_says_its_plan_and_each_epoch_with_its_time(executed):
     notebook, _ = executed
     printed = _printed(notebook, "training")
-    assert printed[0].startswith("A short run: 1 epoch(s) of 2 steps, where the recipe trains 22 of 33."), printed
+    assert printed[0] == "nbgrader is running this notebook: a token run of 1 epoch of 2 steps.", printed
     assert printed[1].startswith("Training 1 epoch of 2 steps. The first epoch also builds the graph"), printed
     assert re.fullmatch(rf"  step 1/2: {DURATION}", printed[2]), printed
     assert len(printed) == 4 and EPOCH_LINE.fullmatch(printed[3]), printed
@@ -252,24 +281,24 @@ def test_demo_fills_in_the_parameters_and_writes_its_outputs(tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == ["ResNet50.html", "ResNet50.ipynb", demo.MODEL_FILE]
 
 
-def _validate(notebook_path, folder):
-    """`nbgrader validate` of a copy of the notebook in ``folder``, beside links to what sits
-    beside the original (learner modules, datasets/, images/), so that what it writes stays
-    there; run from instructor/ (its nbgrader_config.py lifts the 30 s cell limit)."""
+def _beside_a_copy(notebook_path, folder):
+    """A copy of the notebook in ``folder``, beside links to what sits beside the original (learner
+    modules, datasets/, images/), so that what running it writes stays there; returns the copy."""
     for entry in notebook_path.parent.iterdir():
         if entry.suffix in (".py", "") and not entry.name.startswith("."):
             (folder / entry.name).symlink_to(entry.resolve())
     copy = folder / notebook_path.name
     shutil.copy(notebook_path, copy)
+    return copy
+
+
+def _validate(notebook_path, folder):
+    """The `nbgrader validate` command on a copy of the notebook in ``folder``, run from instructor/
+    (its nbgrader_config.py lifts the 30 s cell limit)."""
+    copy = _beside_a_copy(notebook_path, folder)
     result = subprocess.run([sys.executable, "-m", "nbgrader", "validate", str(copy)],
                             cwd=release.INSTRUCTOR, capture_output=True, text=True)
     return result.stdout + result.stderr
-
-
-def test_nbgrader_validate_passes_on_the_source(tmp_path):
-    output = _validate(SOURCE, tmp_path)
-    assert "Success! Your notebook passes all the tests." in output, output[-3000:]
-    assert (tmp_path / "outputs" / demo.MODEL_FILE).is_file(), "the token run trained and saved a model"
 
 
 def test_nbgrader_validate_fails_on_the_unsolved_release(tmp_path):
