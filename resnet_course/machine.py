@@ -4,15 +4,24 @@ import platform
 import sys
 
 
-def cpu_model():
+def cpu_model(cpuinfo="/proc/cpuinfo"):
+    """The CPU's model name with its family and model numbers, e.g. "AMD EPYC, family 26 model 2":
+    virtual machines often show only "AMD EPYC", and the numbers tell its generations apart
+    (family 25: Zen 3 or Zen 4, family 26: Zen 5)."""
+    fields = {}
     try:
-        with open("/proc/cpuinfo") as f:
+        with open(cpuinfo) as f:
             for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                if not line.strip():
+                    break  # the first processor is enough
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    return platform.processor() or "unknown"
+    name = fields.get("model name") or platform.processor() or "unknown"
+    if fields.get("cpu family") and fields.get("model"):
+        name += f", family {fields['cpu family']} model {fields['model']}"
+    return name
 
 
 def cpu_flags():
@@ -28,8 +37,9 @@ def cpu_flags():
 
 
 # The vector units that set TensorFlow's CPU speed. The model name alone does not tell
-# machines apart: this project has run on two "AMD EPYC" guests 3x apart in float32 matmul
-# rate, one with AVX-512 and bfloat16 units, one with AVX2 only (bench/train_speed.md).
+# machines apart: this project has run on "AMD EPYC" guests 3x apart in float32 matmul rate,
+# one with AVX-512 and bfloat16 units, one with AVX2 only (bench/train_speed.md), and on two
+# AVX-512 ones of different generations about 2x apart (bench/test_suite.md).
 SIMD_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16")
 
 

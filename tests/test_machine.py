@@ -20,3 +20,12 @@ def test_unknown_cpu_flags_say_so(monkeypatch):
 
 def test_machine_line_names_the_simd_features():
     assert f"({machine.simd_features()})" in machine.machine_line()
+
+
+def test_cpu_model_gives_the_family_and_model_that_tell_generations_apart(tmp_path):
+    first = "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 26\nmodel\t\t: 2\nmodel name\t: AMD EPYC\n"
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(first + "\n" + first.replace("26", "25"))
+    assert machine.cpu_model(cpuinfo) == "AMD EPYC, family 26 model 2"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: Some CPU\n")
+    assert machine.cpu_model(cpuinfo) == "Some CPU"
