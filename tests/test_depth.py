@@ -13,6 +13,7 @@ from resnet_course.data import cifar10
 from resnet_course.data.cifar10 import CLASS_NAMES
 from resnet_course.paths import ROOT
 from resnet_course.training import depth
+from resnet_course.training.checkpoints import CHECKPOINT_STATE
 from tests.test_train_evaluate import error_line
 from tests.test_train_evaluate import run as run_command
 
@@ -93,16 +94,49 @@ def test_tiny_run_writes_the_json_and_figures_and_resumes(tiny_cifar, tmp_path, 
         with Image.open(figures / name) as image:
             assert image.format == "PNG" and image.width > 800 and image.height > 300
 
-    # --report-only redraws from the checkpoints without training
-    code, out, err = run([*tiny_args(tiny_cifar, tmp_path, 4), "--report-only",
-                          "--figures", tmp_path / "again"], capsys)
+    # --report-only redraws from the checkpoints without training, with the run's own settings
+    # (none retyped: the run's 4 iterations, not the default 500)
+    code, out, err = run(["--report-only", "--out", tmp_path / "run", "--figures", tmp_path / "again"], capsys)
     assert code == 0, err
     again = json.loads((tmp_path / "again" / depth.RESULTS_JSON).read_text())
     assert again["wall_seconds"] is None
+    assert {k: v for k, v in again["settings"].items() if k != "figures"} == \
+        {k: v for k, v in results["settings"].items() if k != "figures"}
     for name, net in again["nets"].items():
         assert net["test_curve"] == results["nets"][name]["test_curve"]
         assert net["gradient_norms"] == results["nets"][name]["gradient_norms"]
     assert (tmp_path / "again" / depth.CURVES_FIGURE).is_file()
+
+    # a continued run keeps its settings, and says which option differs in this command's terms
+    for option, value in (("--warmup", 1), ("--eval-every", 1), ("--lr", 0.1)):
+        line = error_line(*run(["--resume", "--out", tmp_path / "run", "--iterations", 8, option, value],
+                               capsys)[::2])
+        assert f"{option} {value} differs from the run's" in line and "--steps-per-epoch" not in line, line
+    # --resume on a folder that holds no run stops at once instead of starting afresh
+    line = error_line(*run(["--resume", "--out", tmp_path / "typo"], capsys)[::2])
+    assert "holds no run to continue" in line
+
+
+def test_what_would_stop_a_run_stops_it_before_any_net_trains(tiny_cifar, tmp_path, capsys):
+    (tmp_path / "run" / "resnet20").mkdir(parents=True)
+    (tmp_path / "run" / "resnet20" / CHECKPOINT_STATE).write_text("{}")  # another run's net
+    line, out = (lambda code, out, err: (error_line(code, err), out))(
+        *run(tiny_args(tiny_cifar, tmp_path, 2), capsys))
+    assert "already holds a run" in line and "iteration" not in out  # plain20 did not train first
+    (tmp_path / "afile").write_text("x")
+    args = tiny_args(tiny_cifar, tmp_path, 2)
+    args[args.index("--out") + 1], args[args.index("--figures") + 1] = tmp_path / "other", tmp_path / "afile"
+    line = error_line(*run(args, capsys)[::2])
+    assert "--figures" in line and "not a folder" in line
+
+
+def test_a_data_set_that_is_not_cifar10_is_refused(tmp_path, capsys):
+    signs = ROOT / "datasets"
+    if not (signs / "train_signs.h5").is_file():
+        pytest.skip("needs the SIGNS files: make data")
+    line = error_line(*run(["--dataset", signs, "--models", "resnet20", "--iterations", 2, "--eval-every", 2,
+                            "--out", tmp_path / "run", "--figures", tmp_path / "figures"], capsys)[::2])
+    assert "this experiment is for CIFAR-10" in line and "signs" in line
 
 
 def test_gradient_points_and_defaults():
@@ -134,7 +168,14 @@ def test_findings_compare_each_deeper_net_with_the_shallower_one():
 
 @pytest.mark.parametrize("argv, words", [
     (["--iterations", "10", "--eval-every", "3"], "must divide"),
-    (["--models", "plain20", "resnet21"], "Unknown model name"),
+    (["--models", "plain20", "resnet21"], "not a CIFAR-10 net"),
+    (["--models", "resnet20", "course_resnet50"], "not a CIFAR-10 net"),
+    (["--lr", "0"], "--lr must be above 0"),
+    (["--lr", "-0.1"], "--lr must be above 0"),
+    (["--seed", "-1"], "--seed must be 0 or more"),
+    (["--weight-decay", "-1"], "--weight-decay must be 0 or more"),
+    (["--warmup", "-1"], "--warmup must be 0 or more"),
+    (["--test-size", "0"], "--test-size must be at least 1"),
     (["--iterations", "0"], "at least 1"),
     (["--iterations", "100", "--warmup", "50"], "--warmup"),
 ])

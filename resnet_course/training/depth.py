@@ -44,6 +44,11 @@ DEFAULT_MODELS = ("plain20", "plain56", "resnet20", "resnet56")
 CURVES_FIGURE = "depth_curves.png"
 GRADIENTS_FIGURE = "depth_gradients.png"
 RESULTS_JSON = "depth_results.json"
+# The run's settings, in --out: --resume and --report-only take them from there, so that a
+# longer run is continued or redrawn as it was made, without retyping its options.
+RUN_SETTINGS = "depth_settings.json"
+# What a resumed run (or a report) may change; every other setting is the run's.
+RESUMABLE = ("iterations", "models", "figures", "out")
 # He et al. (2015): Table 6 (64k iterations at batch 128; plain nets read off Figure 6, left).
 PAPER = {
     "source": "He, Zhang, Ren, Sun (2015), Deep Residual Learning for Image Recognition, "
@@ -136,24 +141,62 @@ def build_parser():
     p.add_argument("--figures", metavar="DIR",
                    help=f"where the figures and {RESULTS_JSON} go (default: images/)")
     p.add_argument("--resume", action="store_true",
-                   help="continue the nets in --out from their checkpoints; only --iterations "
-                        "may change (default: off)")
+                   help="continue the nets in --out from their checkpoints, with the run's own "
+                        "settings (saved in --out); only --iterations and --models may change "
+                        "(default: off)")
     p.add_argument("--report-only", action="store_true",
                    help="train nothing: write the figures and the JSON from the checkpoints in "
-                        "--out as far as they got (default: off)")
+                        "--out as far as they got, with the run's own settings (default: off)")
     p.add_argument("--overwrite", action="store_true",
                    help="start again even if --out holds a run (default: off, refuse)")
     return p
 
 
 def settings_from(args):
+    """The Settings of this invocation: the options given; with --resume or --report-only, the
+    run's own settings in --out for every option not given (TrainError if a given one differs,
+    other than RESUMABLE)."""
+    from resnet_course.training.train_config import TrainError
+
     given = {k: v for k, v in vars(args).items()
              if k not in ("resume", "overwrite", "report_only") and v is not None}
     if "models" in given:
         given["models"] = tuple(given["models"])
-    settings = Settings(**given)
+    stored = {}
+    if args.resume or args.report_only:
+        out = Path(given.get("out", Settings.out))
+        stored = stored_settings(out)
+        for key, value in stored.items():
+            if key not in RESUMABLE and key in given and given[key] != value:
+                raise TrainError(f"--{key.replace('_', '-')} {given[key]} differs from the run's "
+                                 f"{value} in {out}; a continued or redrawn run keeps its settings "
+                                 f"(only --iterations and --models may change).")
+    settings = Settings(**{**{k: v for k, v in stored.items() if k not in ("figures", "out")}, **given})
     check_settings(settings)
     return settings
+
+
+def stored_settings(out):
+    """The settings of the run in ``out`` ({} if there is none): its RUN_SETTINGS, or for a run
+    made before that file existed, what its nets' checkpoints hold (all but the warm-up)."""
+    import json
+
+    from resnet_course.training.checkpoints import CHECKPOINT_STATE, read_checkpoint
+
+    path = Path(out) / RUN_SETTINGS
+    if path.is_file():
+        stored = json.loads(path.read_text())
+        stored["models"] = tuple(stored["models"])
+        return stored
+    nets = [folder for folder in sorted(Path(out).glob("*")) if (folder / CHECKPOINT_STATE).is_file()]
+    if not nets:
+        return {}
+    config = read_checkpoint(nets[0])[0]["config"]
+    return {"dataset": config["dataset"], "iterations": config["epochs"] * config["steps_per_epoch"],
+            "eval_every": config["steps_per_epoch"], "batch_size": config["batch_size"],
+            "lr": config["lr"], "weight_decay": config["weight_decay"],
+            "test_size": config["test_size"], "train_size": config["train_size"],
+            "precision": config["precision"], "seed": config["seed"]}
 
 
 def check_settings(s):
@@ -161,21 +204,32 @@ def check_settings(s):
     from resnet_course.models.architectures import resolve
     from resnet_course.training.train_config import TrainError
 
-    for key in ("iterations", "eval_every", "batch_size"):
-        if getattr(s, key) < 1:
+    for key in ("iterations", "eval_every", "batch_size", "test_size", "train_size"):
+        if getattr(s, key) is not None and getattr(s, key) < 1:
             raise TrainError(f"--{key.replace('_', '-')} must be at least 1, got {getattr(s, key)}.")
-    if s.warmup < 0 or (s.warmup and s.warmup >= s.iterations // 2):
+    if s.lr <= 0:
+        raise TrainError(f"--lr must be above 0, got {s.lr}.")
+    for key in ("weight_decay", "seed", "warmup"):
+        if getattr(s, key) < 0:
+            raise TrainError(f"--{key.replace('_', '-')} must be 0 or more, got {getattr(s, key)}.")
+    if s.warmup and s.warmup >= s.iterations // 2:
         raise TrainError(f"--warmup must end before the first drop of the learning rate, at half "
                          f"--iterations ({s.iterations // 2}); got {s.warmup}.")
     if s.iterations % s.eval_every:
         raise TrainError(f"--eval-every {s.eval_every} must divide --iterations {s.iterations}.")
     if len(set(s.models)) != len(s.models):
         raise TrainError(f"--models names a net twice: {' '.join(s.models)}.")
+    from resnet_course.models.architectures import VARIANTS
+    cifar_nets = [name for name, variant in VARIANTS.items() if variant.style == "cifar"]
     for name in s.models:
         try:
-            resolve(name)
-        except ValueError as err:
-            raise TrainError(str(err)) from None
+            key, _ = resolve(name)
+        except ValueError:
+            key = None
+        if key not in cifar_nets:
+            raise TrainError(f"--models {name}: not a CIFAR-10 net of He et al.'s section 4.2; "
+                             f"choose from {' '.join(cifar_nets)} and their plain twins "
+                             f"({' '.join(n.replace('resnet', 'plain') for n in cifar_nets)}).")
 
 
 def label(name):
@@ -335,11 +389,16 @@ def train_net(name, s, data, clock, resume, overwrite, log):
     start = 0
     if resume and (out / CHECKPOINT_STATE).is_file():
         state, model_path = read_checkpoint(out)
-        merge_resumed_config(state["config"], config.to_dict())  # TrainError if settings differ
+        try:
+            merge_resumed_config(state["config"], config.to_dict())  # TrainError if settings differ
+        except TrainError as err:
+            raise TrainError(in_this_command_s_terms(str(err))) from None
         start, history = int(state["epoch"]), state["history"]
         model = restore(model_path, config, s.eval_every)
         model.optimizer.learning_rate = learning_rate(s)
     else:
+        if resume:
+            log(f"{label(name)}: no checkpoint in {out}, so it starts from the beginning")
         check_out_is_free(out, overwrite or resume)
         out.mkdir(parents=True, exist_ok=True)
         keras.utils.set_random_seed(s.seed)
@@ -418,8 +477,9 @@ def findings(nets):
                 if a is None or b is None:
                     continue
                 verdict = "higher" if b > a else "lower" if b < a else "the same"
-                lines.append(f"{deep['label']} ends with {verdict} {what} error than "
-                             f"{shallow['label']}: {b:.1%} against {a:.1%}")
+                lines.append(f"{deep['label']} ends with {verdict} {what} error "
+                             f"{'as' if verdict == 'the same' else 'than'} {shallow['label']}: "
+                             f"{b:.1%} against {a:.1%}")
     return lines
 
 
@@ -532,7 +592,17 @@ def run(s, resume=False, overwrite=False, command=None, log=print):
     if s.precision == "bfloat16" and has_native_bfloat16() is False:
         log("note: this CPU has neither AVX512_BF16 nor AMX, so bfloat16 is emulated and "
             "likely slower than --precision float32")
+    check_before_training(s, resume, overwrite)
     data = trainer.load_data(net_config(s.models[0], s))
+    if data.X_train.shape[1:] != (32, 32, 3) or data.num_classes != 10:
+        from resnet_course.training.train_config import TrainError
+        raise TrainError(f"--dataset {s.dataset}: this experiment is for CIFAR-10 (32x32 colour "
+                         f"images, 10 classes); it holds {data.X_train.shape[1]}x"
+                         f"{data.X_train.shape[2]} images of {data.num_classes} classes.")
+    from resnet_course.atomic import write_json
+    Path(s.out).mkdir(parents=True, exist_ok=True)
+    write_json(Path(s.out) / RUN_SETTINGS, {k: (list(v) if isinstance(v, tuple) else v)
+                                            for k, v in vars(s).items() if k not in ("figures", "out")})
     log(f"{data.name}: {len(data.y_train)} training images, test error on {len(data.y_test)} "
         f"test images; {s.iterations} iterations of {s.batch_size} per net")
     clock, histories = Clock(s), {}
@@ -540,6 +610,39 @@ def run(s, resume=False, overwrite=False, command=None, log=print):
         for name in s.models:
             histories[name] = train_net(name, s, data, clock, resume, overwrite, log)
     return write_results(histories, s, time.perf_counter() - wall_start, command, log)
+
+
+def check_before_training(s, resume, overwrite):
+    """TrainError before any net trains for what would stop the run later: a net's folder that
+    holds another run, a --figures that is not a folder, a --resume with nothing to continue."""
+    from resnet_course.training.checkpoints import check_out_is_free
+    from resnet_course.training.train_config import TrainError
+
+    if resume and not Path(s.out).is_dir():
+        raise TrainError(f"--resume: {s.out} holds no run to continue; check --out, or start "
+                         f"without --resume.")
+    if not resume:
+        for name in s.models:
+            check_out_is_free(Path(s.out) / name, overwrite)
+    figures = Path(s.figures)
+    if figures.exists() and not figures.is_dir():
+        raise TrainError(f"--figures {figures}: a file, not a folder; choose a folder.")
+    from resnet_course.data.datasets import DATA_ERRORS, family_of
+    try:
+        family = family_of(s.dataset)
+    except DATA_ERRORS:
+        family = None  # loading it says what is wrong
+    if family not in (None, "cifar10"):
+        raise TrainError(f"--dataset {s.dataset}: this experiment is for CIFAR-10 (32x32 colour "
+                         f"images, 10 classes), not {family}.")
+
+
+def in_this_command_s_terms(message):
+    """A train.py resume message in this command's options: its epochs are --eval-every windows."""
+    for train_py, here in (("--steps-per-epoch", "--eval-every"), ("--epochs", "--iterations"),
+                           ("--model ", "--models ")):
+        message = message.replace(train_py, here)
+    return message
 
 
 def stored_histories(s, log=print):
@@ -556,7 +659,10 @@ def stored_histories(s, log=print):
             continue
         state, _ = read_checkpoint(out)
         # TrainError if the run used other settings than these (only --iterations may differ)
-        merge_resumed_config(state["config"], net_config(name, s).to_dict())
+        try:
+            merge_resumed_config(state["config"], net_config(name, s).to_dict())
+        except TrainError as err:
+            raise TrainError(in_this_command_s_terms(str(err))) from None
         histories[name] = state["history"]
         log(f"{label(name)}: {int(state['epoch']) * s.eval_every} iterations in {out}")
     if not histories:
