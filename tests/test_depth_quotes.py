@@ -10,11 +10,12 @@ import re
 import pytest
 
 from resnet_course import paths
+from resnet_course.training import depth
 
-RESULTS = paths.ROOT / "images" / "depth_results.json"
+RESULTS = paths.IMAGES_DIR / depth.RESULTS_JSON
 RUN5 = paths.ROOT / "bench" / "depth_run5_results.json"
-NOTEBOOKS = (paths.ROOT / "instructor" / "source" / "ResNet50" / "ResNet50.ipynb", paths.ROOT / "ResNet50.ipynb")
-LABELS = {"plain20": "plain-20", "plain56": "plain-56", "resnet20": "ResNet-20", "resnet56": "ResNet-56"}
+NOTEBOOKS = (paths.SOURCE_NOTEBOOK, paths.RELEASE_NOTEBOOK)
+LABELS = {name: depth.label(name) for name in depth.DEFAULT_MODELS}
 REQUOTE = "images/depth_results.json changed: re-quote its numbers after `make depth`"
 
 
@@ -77,7 +78,7 @@ def test_bench_run5_table_is_its_json():
     section = text[text.index("## Run 5"):text.index("## Run 4")]
     header = next(line for line in section.splitlines() if line.startswith("| iteration |"))
     iterations = [int(cell) for cell in header.strip("|").split("|")[1:]]
-    for key, label in (("resnet20", "ResNet-20"), ("resnet56", "ResNet-56")):
+    for key, label in ((key, LABELS[key]) for key in ("resnet20", "resnet56")):
         for kind, curve in (("test", "test_curve"), ("training", "train_curve")):
             row = next(line for line in section.splitlines() if line.startswith(f"| {label}, {kind} error %"))
             quoted = [cell.strip().strip("*") for cell in row.strip("|").split("|")[1:]]

@@ -49,6 +49,10 @@ RESULTS_JSON = "depth_results.json"
 RUN_SETTINGS = "depth_settings.json"
 # What a resumed run (or a report) may change; every other setting is the run's.
 RESUMABLE = ("iterations", "models", "figures", "out")
+# Settings every net's TrainConfig holds under the same name (the rest: epochs = --eval-every
+# windows, steps_per_epoch = --eval-every; the warm-up is the run's alone).
+SHARED_WITH_TRAIN_PY = ("dataset", "batch_size", "lr", "weight_decay", "test_size", "train_size",
+                        "seed", "precision")
 # He et al. (2015): Table 6 (64k iterations at batch 128; plain nets read off Figure 6, left).
 PAPER = {
     "source": "He, Zhang, Ren, Sun (2015), Deep Residual Learning for Image Recognition, "
@@ -191,17 +195,14 @@ def stored_settings(out):
     nets = [folder for folder in sorted(Path(out).glob("*")) if (folder / CHECKPOINT_STATE).is_file()]
     if not nets:
         return {}
-    config = read_checkpoint(nets[0])[0]["config"]
-    return {"dataset": config["dataset"], "iterations": config["epochs"] * config["steps_per_epoch"],
-            "eval_every": config["steps_per_epoch"], "batch_size": config["batch_size"],
-            "lr": config["lr"], "weight_decay": config["weight_decay"],
-            "test_size": config["test_size"], "train_size": config["train_size"],
-            "precision": config["precision"], "seed": config["seed"]}
+    config = read_checkpoint(nets[0])[0]["config"]  # net_config's inverse
+    return {**{key: config[key] for key in SHARED_WITH_TRAIN_PY},
+            "iterations": config["epochs"] * config["steps_per_epoch"], "eval_every": config["steps_per_epoch"]}
 
 
 def check_settings(s):
     """TrainError (a ValueError) naming the first setting that cannot work."""
-    from resnet_course.models.architectures import resolve
+    from resnet_course.models.architectures import VARIANTS, plain_name, resolve
     from resnet_course.training.train_config import TrainError
 
     for key in ("iterations", "eval_every", "batch_size", "test_size", "train_size"):
@@ -219,7 +220,6 @@ def check_settings(s):
         raise TrainError(f"--eval-every {s.eval_every} must divide --iterations {s.iterations}.")
     if len(set(s.models)) != len(s.models):
         raise TrainError(f"--models names a net twice: {' '.join(s.models)}.")
-    from resnet_course.models.architectures import VARIANTS
     cifar_nets = [name for name, variant in VARIANTS.items() if variant.style == "cifar"]
     for name in s.models:
         try:
@@ -229,7 +229,7 @@ def check_settings(s):
         if key not in cifar_nets:
             raise TrainError(f"--models {name}: not a CIFAR-10 net of He et al.'s section 4.2; "
                              f"choose from {' '.join(cifar_nets)} and their plain twins "
-                             f"({' '.join(n.replace('resnet', 'plain') for n in cifar_nets)}).")
+                             f"({' '.join(map(plain_name, cifar_nets))}).")
 
 
 def label(name):
@@ -249,11 +249,9 @@ def net_config(name, s):
     """The TrainConfig of one net: train.py's fields, one --eval-every window per epoch."""
     from resnet_course.training.train_config import TrainConfig
     return TrainConfig(
-        dataset=s.dataset, model=name, epochs=s.windows, batch_size=s.batch_size, lr=s.lr,
-        optimizer="sgd", schedule="step", warmup_epochs=0, weight_decay=s.weight_decay,
-        augment=True, train_size=s.train_size, test_size=s.test_size, val_split=0.0,
-        seed=s.seed, steps_per_epoch=s.eval_every, out=str(Path(s.out) / name),
-        precision=s.precision)
+        **{key: getattr(s, key) for key in SHARED_WITH_TRAIN_PY}, model=name, epochs=s.windows,
+        optimizer="sgd", schedule="step", warmup_epochs=0, augment=True, val_split=0.0,
+        steps_per_epoch=s.eval_every, out=str(Path(s.out) / name))
 
 
 def learning_rate(s):
@@ -380,7 +378,7 @@ def train_net(name, s, data, clock, resume, overwrite, log):
 
     from resnet_course.training import trainer
     from resnet_course.training.checkpoints import (CHECKPOINT_STATE, EpochRecorder,
-                                                    check_out_is_free, read_checkpoint, restore)
+                                                    read_checkpoint, restore)
     from resnet_course.training.pipelines import train_pipeline
     from resnet_course.training.train_config import merge_resumed_config
 
@@ -399,7 +397,6 @@ def train_net(name, s, data, clock, resume, overwrite, log):
     else:
         if resume:
             log(f"{label(name)}: no checkpoint in {out}, so it starts from the beginning")
-        check_out_is_free(out, overwrite or resume)
         out.mkdir(parents=True, exist_ok=True)
         keras.utils.set_random_seed(s.seed)
         model = trainer.build(config, data, s.eval_every)
@@ -550,8 +547,7 @@ def write_results(histories, s, wall_seconds, command, log):
             if name in histories}
     results = {
         "command": command,
-        "settings": {**{k: (list(v) if isinstance(v, tuple) else v)
-                        for k, v in vars(s).items() if k != "figures"},
+        "settings": {**{k: v for k, v in vars(s).items() if k != "figures"},  # json_text writes tuples as lists
                      "optimizer": "sgd, momentum 0.9",
                      "schedule": (f"linear warm-up from lr/{s.warmup} to lr over {s.warmup} "
                                   f"iterations, then " if s.warmup else "")
@@ -594,15 +590,9 @@ def run(s, resume=False, overwrite=False, command=None, log=print):
             "likely slower than --precision float32")
     check_before_training(s, resume, overwrite)
     data = trainer.load_data(net_config(s.models[0], s))
-    if data.X_train.shape[1:] != (32, 32, 3) or data.num_classes != 10:
-        from resnet_course.training.train_config import TrainError
-        raise TrainError(f"--dataset {s.dataset}: this experiment is for CIFAR-10 (32x32 colour "
-                         f"images, 10 classes); it holds {data.X_train.shape[1]}x"
-                         f"{data.X_train.shape[2]} images of {data.num_classes} classes.")
     from resnet_course.atomic import write_json
     Path(s.out).mkdir(parents=True, exist_ok=True)
-    write_json(Path(s.out) / RUN_SETTINGS, {k: (list(v) if isinstance(v, tuple) else v)
-                                            for k, v in vars(s).items() if k not in ("figures", "out")})
+    write_json(Path(s.out) / RUN_SETTINGS, {k: v for k, v in vars(s).items() if k not in ("figures", "out")})
     log(f"{data.name}: {len(data.y_train)} training images, test error on {len(data.y_test)} "
         f"test images; {s.iterations} iterations of {s.batch_size} per net")
     clock, histories = Clock(s), {}
