@@ -115,6 +115,13 @@ def test_tiny_run_writes_the_json_and_figures_and_resumes(tiny_cifar, tmp_path, 
     # --resume on a folder that holds no run stops at once instead of starting afresh
     line = error_line(*run(["--resume", "--out", tmp_path / "typo"], capsys)[::2])
     assert "holds no run to continue" in line
+    # a run made before its settings were saved is redrawn from its checkpoints (all but the warm-up)
+    (tmp_path / "run" / depth.RUN_SETTINGS).unlink()
+    code, out, err = run(["--report-only", "--out", tmp_path / "run", "--figures", tmp_path / "older"], capsys)
+    assert code == 0, err
+    older = json.loads((tmp_path / "older" / depth.RESULTS_JSON).read_text())["settings"]
+    assert {k: v for k, v in older.items() if k not in ("figures", "warmup", "schedule")} == \
+        {k: v for k, v in results["settings"].items() if k not in ("figures", "warmup", "schedule")}
 
 
 def test_what_would_stop_a_run_stops_it_before_any_net_trains(tiny_cifar, tmp_path, capsys):

@@ -196,7 +196,7 @@ def stored_settings(out):
     if not nets:
         return {}
     config = read_checkpoint(nets[0])[0]["config"]  # net_config's inverse
-    return {**{key: config[key] for key in SHARED_WITH_TRAIN_PY},
+    return {**{key: config[key] for key in SHARED_WITH_TRAIN_PY}, "models": tuple(net.name for net in nets),
             "iterations": config["epochs"] * config["steps_per_epoch"], "eval_every": config["steps_per_epoch"]}
 
 
