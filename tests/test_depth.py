@@ -109,11 +109,11 @@ def test_tiny_run_writes_the_json_and_figures_and_resumes(tiny_cifar, tmp_path, 
 
     # a continued run keeps its settings, and says which option differs in this command's terms
     for option, value in (("--warmup", 1), ("--eval-every", 1), ("--lr", 0.1)):
-        line = error_line(*run(["--resume", "--out", tmp_path / "run", "--iterations", 8, option, value],
-                               capsys)[::2])
+        line = error_line(*run(["--resume", "--out", tmp_path / "run", "--iterations", 8, option, value,
+                                "--figures", tmp_path / "refused"], capsys)[::2])  # never the repository's images/
         assert f"{option} {value} differs from the run's" in line and "--steps-per-epoch" not in line, line
     # --resume on a folder that holds no run stops at once instead of starting afresh
-    line = error_line(*run(["--resume", "--out", tmp_path / "typo"], capsys)[::2])
+    line = error_line(*run(["--resume", "--out", tmp_path / "typo", "--figures", tmp_path / "refused"], capsys)[::2])
     assert "holds no run to continue" in line
     # a run made before its settings were saved is redrawn from its checkpoints (all but the warm-up)
     (tmp_path / "run" / depth.RUN_SETTINGS).unlink()
