@@ -259,3 +259,43 @@ def test_a_fork_bomb_that_catches_its_errors_ends_at_the_process_limit_not_at_th
         assert time.monotonic() - started < 60  # ended by the watcher, not by the timeout above
     finally:
         shutil.rmtree(workdir)
+
+
+# ---------------------------------------------------------------------------------------------
+# No nested user namespaces (issue 27, item 7)
+# ---------------------------------------------------------------------------------------------
+
+NEW_USER_NAMESPACE = """
+import ctypes, os, subprocess
+libc = ctypes.CDLL(None, use_errno=True)
+CLONE_NEWUSER = 0x10000000
+unshare = getattr(os, "unshare", None)  # Python 3.12+; libc's unshare(2) before
+if unshare is not None:
+    try:
+        unshare(os.CLONE_NEWUSER)
+        print("python: new user namespace")
+    except OSError as error:
+        print("python: refused", error.errno)
+else:
+    result = libc.unshare(CLONE_NEWUSER)
+    print("python: new user namespace" if result == 0 else f"python: refused {ctypes.get_errno()}")
+command = subprocess.run(["unshare", "-Ur", "true"], capture_output=True)
+print("unshare -Ur: exit", command.returncode)
+"""
+
+
+def test_the_sandbox_cannot_make_a_nested_user_namespace():
+    """Inside the sandbox neither `unshare -Ur true` nor unshare(CLONE_NEWUSER) from Python makes a new
+    user namespace (where the process would be "root" and reach more of the kernel): bwrap's
+    --disable-userns."""
+    workdir = sandbox.new_scratch_folder()
+    try:
+        with sandbox.Sandbox(workdir, [sys.executable, "-E", "-s", "-B", "-c", NEW_USER_NAMESPACE], 2**30, 64,
+                             env={"PATH": "/usr/bin:/bin"}) as box:
+            out, err = box.process.communicate(timeout=60)
+        assert box.process.returncode == 0, err.decode()[-2000:]
+    finally:
+        shutil.rmtree(workdir)
+    lines = out.decode().splitlines()
+    assert lines[0].startswith("python: refused"), lines
+    assert lines[1] != "unshare -Ur: exit 0", lines
