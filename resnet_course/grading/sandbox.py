@@ -9,7 +9,10 @@ sandbox ends: a submission that writes without end gets ENOSPC at `disk_bytes`, 
 grows only by `workdir` (the few files the command needs). The sandbox does not see the repository
 (instructor files, the gradebook, other submissions), /etc, /root or the network; it runs as an
 unprivileged uid in new user, pid, network, ipc and uts namespaces, in its own session, and dies
-with its parent.
+with its parent. It cannot make user namespaces of its own (bubblewrap's --disable-userns, 0.8 and
+later): `unshare -Ur` and unshare(CLONE_NEWUSER) fail inside, so no process there is ever "root" of
+a namespace, with the kernel's namespace-root interfaces that would open. A bubblewrap without the
+option still runs (preflight says so in a note).
 
 Memory and process limits come from cgroup v1 children (memory.limit_in_bytes, pids.max), which also
 tell afterwards which limit was hit and let every process of the sandbox be killed. Where cgroups
@@ -22,6 +25,7 @@ same tag; `sweep_leftovers()` removes those whose process is gone (the grader ca
 each process calls it before its first scratch folder).
 """
 import atexit
+import functools
 import os
 import shutil
 import signal
@@ -171,11 +175,24 @@ def bwrap_path():
     return found
 
 
+@functools.lru_cache(maxsize=None)
+def disables_userns(bwrap="bwrap"):
+    """Whether this bwrap has --disable-userns (bubblewrap 0.8 and later): read from its --help."""
+    try:
+        shown = subprocess.run([bwrap, "--help"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return "--disable-userns" in shown.stdout + shown.stderr
+
+
 def bwrap_command(workdir, command, env, disk_bytes=DEFAULT_DISK_BYTES, bwrap="bwrap"):
     """The bwrap argument list that runs `command` inside the sandbox: `workdir`'s files read-only in
-    SANDBOX_DIR, which is a tmpfs of `disk_bytes` (as is /tmp), the working folder."""
+    SANDBOX_DIR, which is a tmpfs of `disk_bytes` (as is /tmp), the working folder; no nested user
+    namespace where bwrap can forbid them (`disables_userns`)."""
     size = str(int(disk_bytes))
-    arguments = [bwrap, "--unshare-all", "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
+    no_userns = ["--disable-userns"] if disables_userns(bwrap) else []
+    arguments = [bwrap, "--unshare-all", "--unshare-user", *no_userns,
+                 "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
                  "--die-with-parent", "--new-session", "--cap-drop", "ALL",
                  # /tmp first: a venv or checkout under /tmp (a clone there) is bound on top of it
                  # /dev read-only but for /dev/shm, bounded like the other tmpfs (else an unbounded tmpfs)
@@ -381,6 +398,9 @@ def preflight(memory_bytes, max_processes, disk_bytes=DEFAULT_DISK_BYTES, second
                      "process limits fall back to rlimits, and the limit a submission hits is not named")
     else:
         cgroups.remove()
+    if not disables_userns(bwrap_path()):
+        notes.append("this bubblewrap has no --disable-userns (it came with 0.8): code in the sandbox can make "
+                     "nested user namespaces; install bubblewrap 0.8 or later")
     workdir = new_scratch_folder()
     try:
         (workdir / "preflight.txt").write_text("grading preflight\n")
