@@ -171,3 +171,32 @@ def test_tracebacks_name_the_cell_by_its_label():
                                 "              for t in traceback.extract_tb(error.__traceback__)]\n"),
                ("identity_block", "g = 1\n")], namespace, 5)
     assert namespace["frames"] == [("<cell added cell 7>", 3), ("<cell identity_block>", 2)]
+
+
+PRINT_LOOP = """
+import resource, sys
+sys.path.insert(0, {folder!r})
+from kernel import run_cells
+loop = "import time\\nstart = time.monotonic()\\nn = 200\\nwhile time.monotonic() - start < 3:\\n    print('spam ' * n)\\n"
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+results = run_cells([("printer", loop), ("after", "x = 1")], {{}}, 30)
+grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+print(repr((grown, results)), file=sys.stderr)
+"""
+
+
+def test_an_endless_print_loop_costs_no_memory_and_its_output_is_capped():
+    """Issue 27, item 9b: a cell that prints without end. IPython keeps a copy of everything a cell
+    writes (its output history) unless told not to: memory grew with the output until the sandbox's
+    memory limit ended the whole run. Now the kernel keeps nothing and passes on at most
+    OUTPUT_LINES lines (OUTPUT_BYTES bytes) per cell, as nbgrader's LimitOutput keeps 1000 lines; the
+    cell runs on and the next cells run."""
+    script = PRINT_LOOP.format(folder=str(KERNEL_FILE.parent))
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    grown, results = ast.literal_eval(done.stderr.strip().splitlines()[-1])
+    assert grown < 20_000, f"the print loop grew the process by {grown} KiB"  # ru_maxrss is in KiB
+    assert [r["status"] for r in results] == ["ok", "ok"]
+    assert results[0]["note"].startswith(f"it wrote more than {kernel.OUTPUT_LINES} lines of output")
+    lines = done.stdout.splitlines()
+    assert len(lines) <= kernel.OUTPUT_LINES + 1 and lines[-1] == kernel.TRUNCATED
