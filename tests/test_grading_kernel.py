@@ -200,3 +200,19 @@ def test_an_endless_print_loop_costs_no_memory_and_its_output_is_capped():
     assert results[0]["note"].startswith(f"it wrote more than {kernel.OUTPUT_LINES} lines of output")
     lines = done.stdout.splitlines()
     assert len(lines) <= kernel.OUTPUT_LINES + 1 and lines[-1] == kernel.TRUNCATED
+
+
+@pytest.mark.parametrize("writes, kept", [
+    (["line\n"] * (kernel.OUTPUT_LINES + 5), "line\n" * kernel.OUTPUT_LINES),
+    (["x" * (kernel.OUTPUT_BYTES + 10)], "x" * kernel.OUTPUT_BYTES + "\n"),
+    (["a\nb\n" * kernel.OUTPUT_LINES], "a\nb\n" * (kernel.OUTPUT_LINES // 2)),
+    (["short\n", ""], "short\n"),
+])
+def test_a_cells_output_is_cut_after_its_last_allowed_line_with_nbgraders_marker(writes, kept):
+    import io
+    sink, budget = io.StringIO(), {"lines": 0, "bytes": 0, "dropped": 0, "ended": True}
+    stream = kernel.CappedStream(sink, budget)
+    for data in writes:
+        assert stream.write(data) == len(data)
+    assert sink.getvalue() == (kept + kernel.TRUNCATED + "\n" if budget["dropped"] else kept)
+    assert bool(budget["dropped"]) == (kept != "".join(writes))

@@ -17,12 +17,22 @@ What "as a kernel does" means here:
   learner's code, as Jupyter's interrupt button does, and again every second while the cell goes
   on) and the next cells run. A cell that keeps catching the interrupt is ended by the sandbox's
   overall limit;
-- each cell's code is compiled as "<cell LABEL>", so tracebacks name the cell as the feedback does.
+- each cell's code is compiled as "<cell LABEL>", so tracebacks name the cell as the feedback does;
+- what a cell writes on sys.stdout and sys.stderr is passed on up to OUTPUT_LINES lines (at most
+  OUTPUT_BYTES bytes), then one TRUNCATED line, and the rest is dropped while the cell runs on (as
+  nbgrader's LimitOutput keeps 1000 lines of a cell's output); the result's note says so. Nothing a
+  cell writes is kept in memory (IPython's output history is off), so an endless print loop costs its
+  cell's time, never the sandbox's memory.
+
+A cell that ignores the interrupt (e.g. `signal.signal(SIGALRM, SIG_IGN)`, or a long call into C) is
+not this module's to stop: the grader watches the clock cell by cell (`on_result`) and kills the
+sandbox after a grace (see submission.py).
 
 Start-up: importing IPython takes about 0.36 s and creating the shell 0.12 s, then about 3 ms per
 cell (measured on the course's 2-core EPYC machine under a load of 11), once per submission.
 """
 import ast
+import contextlib
 import signal
 import sys
 import time
@@ -42,6 +52,49 @@ RUNNING_LINE_MAGICS = frozenset({
 RUNNING_CELL_MAGICS = frozenset({"time", "capture"})
 ERROR_CHARS = 600
 LINE_CHARS = 200
+OUTPUT_LINES = 1000  # per cell, stdout and stderr together (nbgrader's LimitOutput.max_lines)
+OUTPUT_BYTES = 2**20  # per cell: a cap for output without newlines
+TRUNCATED = "... Output truncated ..."  # nbgrader's marker
+
+
+class CappedStream:
+    """A text stream that passes on at most `budget`'s lines and bytes to `stream`, then TRUNCATED once,
+    and drops the rest; the same budget is shared by a cell's stdout and stderr."""
+
+    def __init__(self, stream, budget):
+        self._stream, self._budget = stream, budget
+
+    def write(self, data):
+        data = str(data)
+        budget = self._budget
+        if not data:
+            return 0
+        if budget["dropped"]:
+            budget["dropped"] += len(data)
+            return len(data)
+        lines_left, bytes_left = OUTPUT_LINES - budget["lines"], OUTPUT_BYTES - budget["bytes"]
+        newlines = data.count("\n")
+        # after the last line's newline nothing more passes (not even the start of another line)
+        if len(data) <= bytes_left and (newlines < lines_left or (newlines == lines_left and data.endswith("\n"))):
+            budget["lines"] += newlines
+            budget["bytes"] += len(data)
+            if data:
+                budget["ended"] = data.endswith("\n")
+            return self._stream.write(data)
+        kept = data[:bytes_left]
+        if kept.count("\n") >= lines_left:  # up to the newline that ends the last line allowed
+            cut = -1
+            for _ in range(lines_left):
+                cut = kept.index("\n", cut + 1)
+            kept = kept[:cut + 1]
+        budget["dropped"] = len(data) - len(kept) or 1
+        ended = not kept and (budget["bytes"] == 0 or budget["ended"])
+        self._stream.write(kept + ("" if kept.endswith("\n") or ended else "\n") + TRUNCATED + "\n")
+        self._stream.flush()
+        return len(data)
+
+    def __getattr__(self, name):  # flush, fileno, encoding, isatty...: the stream's own
+        return getattr(self._stream, name)
 
 
 class CellTimeout(KeyboardInterrupt):
@@ -154,6 +207,13 @@ class GradingShell(InteractiveShell):
     def showsyntaxerror(self, filename=None, running_compiled_code=False):
         self.showtraceback()
 
+    @contextlib.contextmanager
+    def _tee(self, channel):
+        # IPython 9 copies everything a cell writes into its output history, in memory, even with
+        # the history off: an endless print loop grew the sandbox to its memory limit. Grading
+        # keeps no output.
+        yield
+
     def _format_exception_for_storage(self, exception, filename=None, running_compiled_code=False):
         # IPython keeps a formatted traceback of each failed cell for its history; formatting one
         # through Keras and TensorFlow frames takes seconds, and grading reads none of it.
@@ -224,6 +284,9 @@ def _run_one(shell, label, source, cell_seconds):
     previous = signal.signal(signal.SIGALRM, interrupt)
     start = time.monotonic()
     error = None
+    budget = {"lines": 0, "bytes": 0, "dropped": 0, "ended": True}
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = CappedStream(sys.stdout, budget), CappedStream(sys.stderr, budget)
     try:
         try:
             signal.setitimer(signal.ITIMER_REAL, cell_seconds, 1.0)
@@ -233,8 +296,12 @@ def _run_one(shell, label, source, cell_seconds):
             state["armed"] = False
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
+            sys.stdout, sys.stderr = streams
     except BaseException as caught:  # noqa: BLE001 - the interrupt landed in IPython's own code
         error = caught
+    if budget["dropped"]:
+        shell.grading_notes.append(f"it wrote more than {OUTPUT_LINES} lines of output (or "
+                                   f"{OUTPUT_BYTES // 2**20} MiB): the rest was dropped, as nbgrader does")
     if shell.execution_count == number:  # run_cell stopped before counting the cell
         shell.execution_count += 1
     record = {"label": label, "status": "ok", "error": None, "line": None,
@@ -249,9 +316,10 @@ def _run_one(shell, label, source, cell_seconds):
     return record
 
 
-def run_cells(cells, namespace, cell_seconds):
+def run_cells(cells, namespace, cell_seconds, on_result=None):
     """Runs `cells` ([(label, source)...], notebook order) in `namespace` (a dict, changed in place)
-    as a Jupyter kernel would, each cell limited to `cell_seconds` (wall seconds).
+    as a Jupyter kernel would, each cell limited to `cell_seconds` (wall seconds); `on_result(index,
+    result)`, when given, is called after each cell (the producer tells the grader which cell runs).
 
     Returns one dict per cell, in order: label; status "ok", "error" (it raised), "interrupted" (ran
     past its limit) or "skipped" (a cell magic that does not run in grading); error ("Type: message",
@@ -263,7 +331,12 @@ def run_cells(cells, namespace, cell_seconds):
     main = sys.modules.get("__main__")
     shell = _shell(namespace)  # makes `namespace` the __main__ module while the cells run, as a kernel does
     try:
-        return [_run_one(shell, str(label), source, cell_seconds) for label, source in cells]
+        results = []
+        for index, (label, source) in enumerate(cells):
+            results.append(_run_one(shell, str(label), source, cell_seconds))
+            if on_result is not None:
+                on_result(index, results[-1])
+        return results
     finally:
         sys.stdout.flush()
         if main is not None:  # the caller's own __main__ again
