@@ -331,3 +331,36 @@ def test_a_student_cannot_break_the_feedback_with_markers_of_their_own():
 def test_the_course_config_registers_the_preprocessor_for_feedback():
     config = (paths.INSTRUCTOR_DIR / "nbgrader_config.py").read_text()
     assert "c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]" in config
+
+
+def test_a_zip_alone_is_named_with_unzip_it_and_never_opened(tmp_path):
+    """Issue 27, item 9e: a submission that is only ResNet50.zip got "holds no ResNet50.ipynb", silent
+    about the zip."""
+    from tests.grading_cases_limits import zipped
+    (tmp_path / "ResNet50.zip").write_bytes(zipped(submissions.correct()))
+    (tmp_path / "timestamp.txt").write_text("2026-11-28 12:00:00 UTC")
+    with pytest.raises(submitted.SubmissionNotFound) as error:
+        submitted.find_notebook(tmp_path, paths.ASSIGNMENT)
+    assert str(error.value) == ("no notebook: the submission folder holds ResNet50.zip (an archive, not a notebook): "
+                                "unzip it and hand in ResNet50.ipynb")
+    (tmp_path / "ResNet50.zip").unlink()
+    (tmp_path / "notes.txt").write_text("hi")
+    with pytest.raises(submitted.SubmissionNotFound) as error:
+        submitted.find_notebook(tmp_path, paths.ASSIGNMENT)
+    assert str(error.value) == ("no notebook: the submission folder holds no ResNet50.ipynb "
+                                "(it holds 'notes.txt', 'timestamp.txt')")
+
+
+def test_a_folder_named_like_the_notebook_is_graded_by_its_one_notebook_with_a_note(tmp_path):
+    """Issue 27, item 9e: a *folder* named ResNet50.ipynb holding the notebook got "holds no
+    ResNet50.ipynb", which was false."""
+    (tmp_path / NAME).mkdir()
+    (tmp_path / NAME / NAME).write_bytes(submissions.correct())
+    path, note = submitted.find_notebook(tmp_path, paths.ASSIGNMENT)
+    assert path == tmp_path / NAME / NAME
+    assert note == "ResNet50.ipynb is a folder, not a notebook: graded the notebook inside it, ResNet50.ipynb/'ResNet50.ipynb'"
+    (tmp_path / NAME / "copy.ipynb").write_text("{}")
+    with pytest.raises(submitted.SubmissionNotFound) as error:
+        submitted.find_notebook(tmp_path, paths.ASSIGNMENT)
+    assert str(error.value) == ("no notebook: ResNet50.ipynb in the submission folder is a folder holding 2 notebooks "
+                                "('ResNet50.ipynb', 'copy.ipynb'): hand in the notebook file itself")

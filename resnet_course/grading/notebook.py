@@ -1,8 +1,8 @@
 """What the student submitted: the notebook file in a submission folder, its cells, and which of
 them grading runs.
 
-`find_notebook` picks the file (`<Assignment>.ipynb`, else the folder's only notebook, with a
-note); `parse_notebook` reads it; `student_code` finds the solution cells the way the course's
+`find_notebook` picks the file (`<Assignment>.ipynb`, else the folder's only notebook, or the one
+notebook inside a folder named `<Assignment>.ipynb`, with a note; an archive is named, never opened); `parse_notebook` reads it; `student_code` finds the solution cells the way the course's
 cells are known, by nbgrader metadata, or, where an editor dropped it (VS Code and others do), by
 the names a cell defines (`identity_block`, ...) and, for test and locked cells, by their text. It
 keeps every copy of a solution cell (the kernel runs them all, in order: the last definition wins,
@@ -66,14 +66,31 @@ def _candidate(path):
             and not path.name.endswith("-checkpoint.ipynb"))
 
 
+ARCHIVES = (".zip", ".tar", ".tgz", ".gz", ".bz2", ".xz", ".7z", ".rar")
+LISTED = 10  # entries named in a reason
+
+
+def _listing(entries):
+    names = sorted(repr(path.name) + ("/" if path.is_dir() else "") for path in entries)
+    return ", ".join(names[:LISTED]) + (", ..." if len(names) > LISTED else "")
+
+
+def _visible(folder):
+    return [path for path in folder.iterdir() if not path.name.startswith(".")]
+
+
 def find_notebook(folder, assignment):
     """(path, note) of the notebook to grade in a submission folder.
 
     `<folder>/<assignment>.ipynb` when it exists (note None); else the folder's only notebook (e.g.
-    "ResNet50 (1).ipynb", as a browser saves a second download), with a note naming it. Hidden
-    files, `*-checkpoint.ipynb` and `.ipynb_checkpoints/` are ignored. Raises SubmissionNotFound
-    when the folder holds no notebook, or several and none named `<assignment>.ipynb` (the reason
-    lists them).
+    "ResNet50 (1).ipynb", as a browser saves a second download), with a note naming it. A *folder*
+    named `<assignment>.ipynb` (an upload that kept its folder) holding exactly one notebook: that
+    notebook, with a note saying so. Hidden files, `*-checkpoint.ipynb` and `.ipynb_checkpoints/`
+    are ignored. An archive (ResNet50.zip...) is never opened: a learner unzips it and hands in the
+    notebook (an archive can hold anything, and nbgrader does not open one either). Raises
+    SubmissionNotFound when the folder holds no notebook (the reason names an archive, "unzip it",
+    and otherwise lists what the folder holds), or several and none named `<assignment>.ipynb` (the
+    reason lists them).
     """
     folder = Path(folder)
     expected = folder / f"{assignment}.ipynb"
@@ -81,12 +98,28 @@ def find_notebook(folder, assignment):
         return expected, None
     if not folder.is_dir():
         raise SubmissionNotFound(f"no submission folder {folder}")
+    if expected.is_dir() and not expected.is_symlink():
+        inside = sorted((path for path in expected.iterdir() if _candidate(path)), key=lambda path: path.name)
+        if len(inside) == 1:
+            return inside[0], (f"{expected.name} is a folder, not a notebook: graded the notebook inside it, "
+                               f"{expected.name}/{inside[0].name!r}")
+        what = f"{len(inside)} notebooks ({_listing(inside)})" if inside else (_listing(_visible(expected)) or "nothing")
+        raise SubmissionNotFound(f"no notebook: {expected.name} in the submission folder is a folder holding {what}: "
+                                 f"hand in the notebook file itself")
     found = sorted((path for path in folder.iterdir() if _candidate(path)), key=lambda path: path.name)
     if len(found) == 1:
         return found[0], (f"graded {found[0].name!r}, the only notebook in the submission folder "
                           f"(no {expected.name})")
     if not found:
-        raise SubmissionNotFound(f"no notebook: the submission folder holds no {expected.name}")
+        entries = _visible(folder)
+        archives = sorted((path for path in entries if path.is_file() and path.name.lower().endswith(ARCHIVES)),
+                          key=lambda path: path.name)
+        if archives:
+            names = ", ".join(path.name if path.name.isprintable() else repr(path.name) for path in archives[:LISTED])
+            raise SubmissionNotFound(f"no notebook: the submission folder holds {names} (an archive, not a notebook): "
+                                     f"unzip it and hand in {expected.name}")
+        raise SubmissionNotFound(f"no notebook: the submission folder holds no {expected.name}"
+                                 + (f" (it holds {_listing(entries)})" if entries else " (it is empty)"))
     names = ", ".join(repr(path.name) for path in found[:10]) + (", ..." if len(found) > 10 else "")
     raise SubmissionNotFound(f"no {expected.name} and {len(found)} other notebooks in the submission folder "
                              f"({names}): rename the one to grade {expected.name}")
