@@ -79,7 +79,8 @@ def test_deleted_test_cell_is_still_graded(material):
 def test_os_exit_ends_with_a_recorded_zero(material):
     result = grade_submission("os._exit", submissions.cheat("identity_block", "import os\nos._exit(0)\n"),
                               material, LIMITS)
-    assert result.reason == "kernel died (exit code 0)"
+    assert result.reason == ("kernel died (exit code 0) in cell 'identity_block': the kernel stopped there, and the "
+                             "cells after it did not run")
     assert sum(points(result).values()) == 0
 
 

@@ -14,12 +14,13 @@ import tempfile
 import time
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from resnet_course import paths
 from resnet_course.grading import sandbox
 from resnet_course.grading.submission import Limits, grade_submission, load_material
-from tests import grading_submissions as submissions
+from tests import grading_cases_limits as limits_cases, grading_submissions as submissions
 
 LIMITS = Limits(wall_seconds=60)
 FULL = {"identity_block_test": 3, "convolutional_block_test": 3, "ResNet50_test": 4}
@@ -113,7 +114,7 @@ def test_instructor_files_other_submissions_and_network_are_out_of_reach(materia
 
 
 @pytest.mark.parametrize("name, code, limits, reason", [
-    ("infinite loop", "while True:\n    pass\n", Limits(wall_seconds=15), "timeout (15 s)"),
+    ("infinite loop", "while True:\n    pass\n", Limits(wall_seconds=15), "timeout (15 s, the whole run's limit)"),
     ("memory bomb", "blocks = []\nwhile True:\n    blocks.append(bytearray(64 * 2**20))\n",
      Limits(wall_seconds=40, memory_bytes=2 * 2**30), "memory limit (2 GiB)"),
     ("fork bomb", "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n",
@@ -123,8 +124,11 @@ def test_instructor_files_other_submissions_and_network_are_out_of_reach(materia
 def test_runaway_submissions_end_with_their_limit(material, name, code, limits, reason):
     started = time.monotonic()
     result = grade_submission(name, submissions.stub_with_code("identity_block", code), material, limits)
-    assert result.reason == reason
-    assert sum(points(result).values()) == 0 and all(cell.message == reason for cell in result.cells)
+    # the limit, then the cell it was hit in (identity_block's, before every test: nothing to grade again);
+    # under load the whole run's 15 s can end before the producer has started its first cell
+    in_cell = f"{reason} in cell 'identity_block': the kernel stopped there, and the cells after it did not run"
+    assert result.reason in ((in_cell, reason) if name == "infinite loop" else (in_cell,)), result.reason
+    assert sum(points(result).values()) == 0 and all(cell.message == result.reason for cell in result.cells)
     assert time.monotonic() - started < limits.wall_seconds + 30  # killed, not waited for
     child = os.fork()  # the machine still forks
     if child == 0:
@@ -299,3 +303,74 @@ def test_the_sandbox_cannot_make_a_nested_user_namespace():
     lines = out.decode().splitlines()
     assert lines[0].startswith("python: refused"), lines
     assert lines[1] != "unshare -Ur: exit 0", lines
+
+
+# ---------------------------------------------------------------------------------------------
+# Limits a cell cannot ignore; a limit costs only the tests after its cell (issue 27, items 5, 9b, 9c)
+# ---------------------------------------------------------------------------------------------
+
+QUICK = Limits(cell_seconds=8)
+
+
+def test_a_cell_that_ignores_the_interrupt_is_killed_after_its_limit_and_the_grace(material):
+    """The cell turns SIGALRM off and sleeps: it used to hold the sandbox until the whole run's limit
+    (cell_seconds x (cells + calls) + 240 s). Now the grader kills it once it has outlived its limit by
+    the grace; the test before it keeps its points, the tests after it lose theirs with a reason that
+    names the cell."""
+    notebook, label = limits_cases.after_first_test(limits_cases.IGNORES_INTERRUPT)
+    started = time.monotonic()
+    result = grade_submission("ignores the interrupt", notebook, material, QUICK)
+    elapsed = time.monotonic() - started
+    assert result.reason.startswith(f"cell '{label}' ran past its 8 s limit and went on after its interrupt: "
+                                    f"killed {QUICK.grace_seconds:g} s later"), result.reason
+    assert points(result) == limits_cases.FIRST_TEST_ONLY
+    assert all(label in cell.message for cell in result.cells if cell.grade_id != "identity_block_test")
+    # the cell's limit and grace, plus two starts of the producer (the cells before it run again)
+    assert elapsed < QUICK.cell_seconds + QUICK.grace_seconds + 150, elapsed
+
+
+def test_added_cells_do_not_raise_the_whole_runs_limit(material, monkeypatch):
+    """40 filler cells used to add 40 cell limits to the whole run's limit (an hour at --timeout 60):
+    the limit follows from the source notebook's cells and the calls, whatever the student added."""
+    asked = []
+
+    class Asked(Exception):
+        pass
+
+    def run_seconds(self, cells, calls=0):
+        asked.append((cells, calls))
+        raise Asked()  # before the sandbox starts
+
+    monkeypatch.setattr(Limits, "run_seconds", run_seconds)
+    plain = submissions.correct()
+    filled = nbformat.reads(plain.decode(), as_version=4)
+    filled.cells[-1:-1] = [nbformat.v4.new_code_cell(f"filler_{i} = {i}") for i in range(40)]
+    index = next(i for i, c in enumerate(filled.cells) if c.metadata.get("nbgrader", {}).get("grade_id") == "ResNet50")
+    filled.cells[index:index] = [nbformat.v4.new_code_cell(f"filler_{i} = {i}") for i in range(40, 80)]
+    for data in (plain, nbformat.writes(filled).encode()):
+        with pytest.raises(Asked):
+            grade_submission("filler", data, material, QUICK)
+    assert len(asked) == 2 and asked[0] == asked[1], asked
+
+
+def test_an_endless_print_loop_costs_its_cells_time_never_memory(material):
+    """Issue 27, item 9b: a print loop in a cell added after the first test. IPython's output history
+    grew the sandbox to its memory limit and every test scored 0 ("memory limit"); now the output is
+    capped, the loop is interrupted at its limit and the next cells run, as in nbgrader."""
+    notebook, label = limits_cases.after_first_test(limits_cases.PRINT_LOOP)
+    limits = Limits(cell_seconds=20, memory_bytes=int(0.75 * 2**30))
+    result = grade_submission("print loop", notebook, material, limits)
+    assert result.reason is None, result.reason
+    assert points(result) == limits_cases.FIRST_TWO
+
+
+def test_a_cell_over_the_memory_limit_costs_only_the_tests_after_it_and_is_named(material):
+    """Issue 27, item 9c: a cell that allocates past the memory limit zeroed every test, those before
+    it too, and the reason did not name it."""
+    notebook, label = limits_cases.after_first_test(limits_cases.MEMORY_HOG)
+    limits = Limits(cell_seconds=30, memory_bytes=2**30)
+    result = grade_submission("memory hog", notebook, material, limits)
+    reason = f"memory limit (1 GiB) in cell '{label}'"
+    assert (result.reason or "").startswith(reason), result.reason
+    assert points(result) == limits_cases.FIRST_TEST_ONLY
+    assert all(cell.message.startswith(reason) for cell in result.cells if cell.grade_id != "identity_block_test")

@@ -11,7 +11,7 @@ grading had to decide (one line each, for the feedback).
 """
 import difflib
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
@@ -39,6 +39,7 @@ class CodeCell:
     source: str  # exactly as written (IPython syntax; kernel.py transforms it)
     grade_id: str | None  # the solution it stands for (by metadata, or matched by what it defines), else None
     defines: frozenset  # top-level names it defines (after IPython's transformation)
+    index: int = -1  # its position in the notebook's cells
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class StudentCode:
     missing: tuple  # solution grade_ids with no code cell at all (and no Markdown cell either)
     markdown: tuple  # solution grade_ids found only as a Markdown (or Raw) cell
     notes: tuple  # one line each for the feedback
+    tests: dict = field(default_factory=dict)  # graded test grade_id -> the position of its (first) test cell
 
 
 @dataclass(frozen=True)
@@ -266,13 +268,13 @@ def student_code(notebook, material):
         elif kind == "solution":
             copies.setdefault(grade_id, []).append(index)
             label = grade_id if len(copies[grade_id]) == 1 else f"{grade_id} (copy in cell {index})"
-            cells.append(CodeCell(label, source, grade_id, defines))
+            cells.append(CodeCell(label, source, grade_id, defines, index))
             if matched:
                 also = [g for g in solutions if g != grade_id and names[g] & defines]
                 notes.append(f"cell {index} has no nbgrader metadata: graded as {grade_id}, matched by its "
                              f"definitions" + (f" (it also defines {', '.join(also)})" if also else ""))
         elif kind == "added" and index < end:
-            cells.append(CodeCell(f"added cell {index}", source, None, defines))
+            cells.append(CodeCell(f"added cell {index}", source, None, defines, index))
     for grade_id, indexes in copies.items():
         if len(indexes) > 1:
             notes.append(f"{grade_id} is in {len(indexes)} cells ({', '.join(map(str, indexes))}): all run in "
@@ -288,4 +290,8 @@ def student_code(notebook, material):
             notes.append(f"cell {index} ({grade_id}) is {cell_type} cell, not a Code cell, so it does not run: "
                          f"the tests that need {grade_id} score 0 (change the cell back to Code)")
     missing = tuple(g for g in solutions if g not in covered and g not in markdown)
-    return StudentCode(tuple(cells), missing, tuple(markdown), tuple(notes))
+    positions = {}
+    for index, kind, grade_id, *_ in kinds:
+        if kind == "test":
+            positions.setdefault(grade_id, index)
+    return StudentCode(tuple(cells), missing, tuple(markdown), tuple(notes), positions)

@@ -16,8 +16,10 @@ student prints lands on stderr). Every line sent is at most MAX_RECORD bytes.
 2. it runs the pristine packages cell; out: {"kind": "ready"} (or {"kind": "fault", "message"} if the
    packages cell failed: the grading machine's fault, not the student's)
 3. it runs the student's cells in notebook order (kernel.run_cells: as a Jupyter kernel would, each
-   cell with its own time limit); out: {"kind": "cells", "results": [{label, status, error, line,
-   note}...], "defined": [the functions of step 1 that exist and are callable]}
+   cell with its own time limit); out: {"kind": "cell", "index": i} as each cell ends (the grader
+   watches each cell's clock from these and kills a cell that outlives its limit and a grace), then
+   {"kind": "cells", "results": [{label, status, error, line, note}...], "defined": [the functions of
+   step 1 that exist and are callable]}
 4. in: {"phase": "public", "calls": [call...]}; out: one {"kind": "artefact", "phase", "id",
    "artefact"} per call, then {"kind": "phase-done", "phase": "public"}
 5. in (only after the grader has received all of step 4): {"phase": "hidden", "calls": [...]},
@@ -89,10 +91,12 @@ def _error_text(error):
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
-def _plain_run_cells(cells, namespace, cell_seconds):
+def _plain_run_cells(cells, namespace, cell_seconds, on_result=None):
     """The stand-in for kernel.run_cells when kernel.py is not beside this script: plain exec."""
     results = []
-    for label, source in cells:
+    for index, (label, source) in enumerate(cells):
+        if results and on_result is not None:
+            on_result(index - 1, results[-1])
         try:
             exec(compile(source, f"<cell {label}>", "exec"), namespace)
             results.append({"label": label, "status": "ok", "error": None, "line": None, "note": None})
@@ -101,15 +105,17 @@ def _plain_run_cells(cells, namespace, cell_seconds):
             line = f"line {frames[-1].lineno}" if frames else None
             results.append({"label": label, "status": "error", "error": _error_text(error), "line": line,
                             "note": None})
+    if results and on_result is not None:
+        on_result(len(results) - 1, results[-1])
     return results
 
 
-def _run_cells(cells, namespace, cell_seconds):
+def _run_cells(cells, namespace, cell_seconds, on_result=None):
     try:
         import kernel
     except ImportError:
-        return _plain_run_cells(cells, namespace, cell_seconds)
-    return kernel.run_cells(cells, namespace, cell_seconds)
+        return _plain_run_cells(cells, namespace, cell_seconds, on_result)
+    return kernel.run_cells(cells, namespace, cell_seconds, on_result)
 
 
 def _learner_frames(error):
@@ -270,7 +276,8 @@ def main():
         channel.send(kind="fault", message=f"the packages cell failed: {failure['error']}")
         return
     channel.send(kind="ready")
-    results = _run_cells([tuple(cell) for cell in job["cells"]], namespace, job["cell_seconds"])
+    results = _run_cells([tuple(cell) for cell in job["cells"]], namespace, job["cell_seconds"],
+                         lambda index, result: channel.send(kind="cell", index=index))
     defined = [name for name in job["functions"] if callable(namespace.get(name))]
     channel.send(kind="cells", results=results, defined=defined)
     if _phase(channel, namespace, "public", job["cell_seconds"]):

@@ -50,19 +50,23 @@ class GradingFault(RuntimeError):
 @dataclass(frozen=True)
 class Limits:
     """What one submission may use. `cell_seconds`: per cell, as nbgrader's --timeout (a cell that runs
-    longer is interrupted, the next cells run); `wall_seconds`: the whole sandboxed run, None to derive
-    it from cell_seconds (`run_seconds`); memory and processes of the sandbox; `disk_bytes`: the size of
-    each of its writable tmpfs (its working folder and /tmp)."""
+    longer is interrupted, the next cells run; one that goes on after its interrupt is killed
+    `grace_seconds` later, and so is a call of a student's function); `wall_seconds`: the whole
+    sandboxed run, None to derive it from cell_seconds and the source notebook (`run_seconds`); memory
+    and processes of the sandbox; `disk_bytes`: the size of each of its writable tmpfs (its working
+    folder and /tmp)."""
     cell_seconds: float = 60.0
     memory_bytes: int = 4 * 2**30
     max_processes: int = 256
     disk_bytes: int = 512 * 2**20
     wall_seconds: float | None = None
+    grace_seconds: float = 10.0
 
     def run_seconds(self, cells, calls=0):
-        """The whole run's limit for `cells` student cells and `calls` calls of their functions (public and
-        hidden: each call has a cell's limit too): each one's limit plus RUN_OVERHEAD_SECONDS (at least
-        two cells' limits) for the rest, capped at MAX_RUN_SECONDS; an explicit wall_seconds wins."""
+        """The whole run's limit for `cells` cells (the SOURCE notebook's solution cells: what a student
+        adds does not raise it) and `calls` calls of their functions (public and hidden: each call has a
+        cell's limit too): each one's limit plus RUN_OVERHEAD_SECONDS (at least two cells' limits) for the
+        rest, capped at MAX_RUN_SECONDS; an explicit wall_seconds wins."""
         if self.wall_seconds is not None:
             return float(self.wall_seconds)
         return min(MAX_RUN_SECONDS,
@@ -241,6 +245,7 @@ class Run:
     oversized: int = 0  # records dropped before the hidden phase
     reason: str | None = None  # a student-caused end before the hidden phase, None otherwise
     hidden_started: bool = False
+    stopped: tuple | None = None  # (index of the cell, reason naming it) when the run ended in a student cell
 
 
 _STATUSES = ("ok", "error", "interrupted", "skipped")
@@ -277,13 +282,31 @@ def _scratch_folder():
     return Path(new()) if new else Path(tempfile.mkdtemp(prefix="resnet-grading-"))
 
 
-def run_producer(job, public_calls, hidden_calls, material, limits):
+def _step_deadline(limits):
+    return time.monotonic() + limits.cell_seconds + limits.grace_seconds
+
+
+def _cell_label(job, index):
+    return str(job["cells"][index][0])[:200]
+
+
+def run_producer(job, public_calls, hidden_calls, material, limits, run_seconds=None):
     """Runs the producer on `job`, sends it the public then the hidden calls ({id: call}); a Run.
+
+    Watches the clock of each step as the producer's records mark them: a cell (its "cell" records)
+    or a call (its artefact) that outlives `limits.cell_seconds` by `limits.grace_seconds` (it went on
+    after its interrupt, e.g. SIGALRM ignored) gets the sandbox killed, and so does the whole run past
+    `run_seconds` (default: limits.run_seconds for the job's cells). A run that ends inside a student
+    cell (that kill, a memory or process limit, the whole run's limit, the kernel's death) says which:
+    `Run.stopped` is (the cell's index in job["cells"], a reason naming the cell). The records only
+    time the steps (a forged one can move a step's start, never past the whole run's limit).
 
     Raises GradingFault when the sandbox did not start or the producer ended before its "ready"
     record (only the pristine packages cell has run by then: not the student's doing)."""
     workdir = _scratch_folder()
     run, ready, phase = Run(), False, None
+    if run_seconds is None:
+        run_seconds = limits.run_seconds(len(job["cells"]), len(public_calls) + len(hidden_calls))
     try:
         for name, text in {**material.learner_modules, **material.images}.items():
             (workdir / name).write_text(text) if isinstance(text, str) else (workdir / name).write_bytes(text)
@@ -295,7 +318,6 @@ def run_producer(job, public_calls, hidden_calls, material, limits):
         # -E -s (no PYTHON* variables, no user site) but not -I: the script's folder, holding the pristine
         # learner modules, must come first on the import path
         command = [sys.executable, "-E", "-s", "-B", f"{SANDBOX_DIR}/producer.py"]
-        run_seconds = limits.run_seconds(len(job["cells"]), len(public_calls) + len(hidden_calls))
         deadline = time.monotonic() + run_seconds
         stderr_tail = []
         try:
@@ -310,7 +332,9 @@ def run_producer(job, public_calls, hidden_calls, material, limits):
                        threading.Thread(target=_send, args=(box.process.stdin, job), daemon=True)]
             for thread in threads:
                 thread.start()
-            timed_out, finished, malformed = False, False, False
+            timed_out, overran, finished, malformed = False, False, False, False
+            cells_done, calls_done = 0, set()  # what the records say has ended (they time the steps)
+            step = None  # when the running cell or call must have ended (its limit and the grace); None: no step
 
             def start(name, calls):
                 calls = [{"id": call_id, **call} for call_id, call in calls.items()]
@@ -319,10 +343,13 @@ def run_producer(job, public_calls, hidden_calls, material, limits):
                 return name
 
             while True:
+                until = deadline if step is None else min(deadline, step)
                 try:
-                    record = records.get(timeout=max(0.0, deadline - time.monotonic()))
+                    record = records.get(timeout=max(0.0, until - time.monotonic()))
                 except queue.Empty:
                     timed_out = True
+                    overran = step is not None and step < deadline
+                    box.kill()  # a cell or call that ignores its interrupt is killed, never waited for
                     break
                 if record is None:
                     break
@@ -335,6 +362,11 @@ def run_producer(job, public_calls, hidden_calls, material, limits):
                     if kind == "fault":  # before any student code ran: the packages cell's own failure
                         raise GradingFault(str(record.get("message"))[:500])
                     ready = kind == "ready"
+                    step = _step_deadline(limits) if ready and job["cells"] else None
+                elif kind == "cell" and phase is None:
+                    if record.get("index") == cells_done and cells_done < len(job["cells"]):
+                        cells_done += 1
+                        step = _step_deadline(limits) if cells_done < len(job["cells"]) else None
                 elif kind == "cells" and phase is None:
                     if cells_record_problem(record) is not None:
                         malformed = True
@@ -342,14 +374,20 @@ def run_producer(job, public_calls, hidden_calls, material, limits):
                     run.cells = record["results"]
                     run.defined = set(record["defined"])
                     phase = start("public", public_calls)
+                    calls_done, step = set(), (_step_deadline(limits) if public_calls else None)
                 elif kind == "artefact" and phase is not None and record.get("phase") == phase:
-                    call_id = _call_id(record, public_calls if phase == "public" else hidden_calls)
+                    calls = public_calls if phase == "public" else hidden_calls
+                    call_id = _call_id(record, calls)
                     if call_id is not None:  # its contents are checked by the judge (judge.artefact_problem)
                         run.artefacts[phase].setdefault(call_id, record.get("artefact"))
+                        if call_id not in calls_done:
+                            calls_done.add(call_id)
+                            step = _step_deadline(limits) if len(calls_done) < len(calls) else None
                 elif kind == "phase-done" and phase == "public" == record.get("phase"):
                     # Only now, with every public artefact in hand, do the hidden arguments enter the sandbox.
                     phase = start("hidden", hidden_calls)
                     run.hidden_started = True
+                    calls_done, step = set(), (_step_deadline(limits) if hidden_calls else None)
                 elif kind == "done" and phase == "hidden":
                     finished = True
                     break
@@ -369,16 +407,37 @@ def run_producer(job, public_calls, hidden_calls, material, limits):
         return run
     if malformed:
         run.reason = MALFORMED
-    elif limit is not None:
-        run.reason = _describe_limit(limit, limits)
-    elif timed_out:
-        run.reason = f"timeout ({run_seconds:g} s)"
-    elif not ready:
+        return run
+    if not ready and limit is None and not timed_out:
         tail = b"".join(stderr_tail).decode(errors="replace").strip().splitlines()[-3:]
         raise GradingFault(f"the producer ended before its first record (exit code {returncode})"
                            + (f": {' | '.join(tail)[:500]}" if tail else ""))
-    elif not finished:
-        run.reason = f"kernel died (exit code {returncode})"
+    if finished:
+        return run
+    if limit is not None:
+        what = _describe_limit(limit, limits)
+    elif overran:
+        what = (f"ran past its {limits.cell_seconds:g} s limit and went on after its interrupt: killed "
+                f"{limits.grace_seconds:g} s later")
+    elif timed_out:
+        what = f"timeout ({run_seconds:g} s, the whole run's limit)"
+    else:
+        what = f"kernel died (exit code {returncode})"
+    if ready and phase is None and cells_done < len(job["cells"]):  # inside a student cell: name it
+        label = _cell_label(job, cells_done)
+        if overran:
+            text = f"cell '{label}' {what}; the cells after it did not run"
+        else:
+            text = f"{what} in cell '{label}': the kernel stopped there, and the cells after it did not run"
+        run.stopped = (cells_done, text)
+        run.reason = text
+    elif phase == "public" and public_calls:  # inside a call of the student's function: name it
+        pending = [call_id for call_id in public_calls if call_id not in calls_done]
+        function = str(public_calls[pending[0]].get("function")) if pending else "a function"
+        run.reason = (f"grading's call of {function} {what}" if overran else
+                      f"{what} in grading's call of {function}")
+    else:
+        run.reason = what
     return run
 
 
@@ -405,14 +464,21 @@ def describe_cell(result, limits):
                 + _no_space(error, limits))
     if status == "skipped":
         return f"cell '{label}' was skipped" + (f": {str(result.get('note'))[:300]}" if result.get("note") else "")
+    if status == STOPPED:  # (made by the grader, never by the sandbox: the reason that names the cell)
+        return str(result.get("error"))
+    if status == NOT_RUN:
+        return f"cell '{label}' did not run (the kernel had stopped before it)"
     return None
+
+
+STOPPED, NOT_RUN = "stopped", "not run"  # statuses the grader gives the cell a run ended in and those after it
 
 
 def why_undefined(function, code, run, limits):
     """Why `function` is not defined after the student's cells ran (one sentence)."""
     defining = {cell.label for cell in code.cells if function in cell.defines}
     failed = [describe_cell(r, limits) for r in run.cells
-              if r.get("label") in defining and r.get("status") in ("error", "interrupted", "skipped")]
+              if r.get("label") in defining and r.get("status") in ("error", "interrupted", "skipped", STOPPED, NOT_RUN)]
     if failed:
         return f"{function} is not defined: {failed[-1]}"
     if function in code.missing:
@@ -489,11 +555,33 @@ def _artefacts(ids, received):
     return {key: received[call_id] for key, call_id in ids.items() if isinstance(received.get(call_id), dict)}
 
 
+def _rerun_before(stopped, job, code, material, public_by_id, hidden_by_id, limits, run_seconds):
+    """After a run that ended inside student cell k (`stopped`: (k, reason)), the Run of the cells
+    before it (run again in a fresh sandbox, as a notebook restarted and run up to that cell), with
+    the grader's own results for cell k (STOPPED, the reason) and those after it (NOT_RUN); None when
+    no test cell comes before cell k (nothing to gain) or that run did not go through either."""
+    index, reason = stopped
+    position = code.cells[index].index
+    if index == 0 or not any(code.tests.get(g.grade_id, float("inf")) < position for g in material.graded):
+        return None
+    again = run_producer({**job, "cells": job["cells"][:index]}, public_by_id, hidden_by_id, material, limits,
+                         run_seconds)
+    if again.reason is not None or again.stopped is not None:
+        return None
+    again.cells = list(again.cells) + [{"label": code.cells[index].label, "status": STOPPED, "error": reason}] + [
+        {"label": cell.label, "status": NOT_RUN} for cell in code.cells[index + 1:]]
+    return again
+
+
 def grade_submission(student, notebook, material, limits=Limits()):
     """Grades one submission's notebook bytes (see the module doc).
 
     Never raises for anything in the submission: a bad notebook, a failing cell, a limit hit are
-    results (zero points with their reason). Raises GradingFault for what the student did not cause.
+    results (zero points with their reason). A run that ends inside a student cell (a memory or
+    process limit, a cell killed after its limit and grace, the kernel's death) costs the test cells
+    after that cell in notebook order, with a reason that names it; the tests before it are graded
+    on the cells before it, run again (`_rerun_before`). Raises GradingFault for what the student
+    did not cause.
     """
     start = time.monotonic()
     parsed, reason, code, notes, cells = None, None, None, [], None
@@ -517,10 +605,18 @@ def grade_submission(student, notebook, material, limits=Limits()):
         hidden_by_id, hidden_ids = _numbered(hidden_calls)
         job = {"packages": material.packages, "cells": [[cell.label, cell.source] for cell in code.cells],
                "functions": sorted({e.function for e in exercises}), "cell_seconds": limits.cell_seconds}
-        run = run_producer(job, public_by_id, hidden_by_id, material, limits)
-        reason = run.reason
-        if reason is None:
-            notes += [text for text in (describe_cell(r, limits) for r in run.cells) if text]
+        # The source notebook's cells, not the student's: added cells do not lengthen the whole run.
+        run_seconds = limits.run_seconds(len(material.solutions), len(public_by_id) + len(hidden_by_id))
+        run = run_producer(job, public_by_id, hidden_by_id, material, limits, run_seconds)
+        reason, after = run.reason, None
+        if run.stopped is not None:
+            again = _rerun_before(run.stopped, job, code, material, public_by_id, hidden_by_id, limits, run_seconds)
+            if again is not None:
+                after = code.cells[run.stopped[0]].index  # the test cells after this position lose their points
+                run = again
+        if run.reason is None:
+            notes += [text for text in (describe_cell(r, limits) for r in run.cells
+                                        if r.get("status") not in (STOPPED, NOT_RUN)) if text]
             notes += [str(r.get("note"))[:300] for r in run.cells if r.get("note") and r.get("status") == "ok"]
             if run.oversized:
                 notes.append(f"{run.oversized} record(s) from the sandbox were over the {MAX_RECORD // 2**20} MiB "
@@ -530,11 +626,14 @@ def grade_submission(student, notebook, material, limits=Limits()):
             graded_cells = {graded.grade_id: graded for graded in material.graded}
             try:
                 judge.clear_session()
-                cells = tuple(_score(e, graded_cells[e.grade_id], code, run, public, hidden, limits, job["functions"])
-                              for e in exercises)
+                cells = tuple(
+                    CellResult(e.grade_id, 0.0, graded_cells[e.grade_id].points, reason)
+                    if after is not None and code.tests.get(e.grade_id, float("inf")) > after else
+                    _score(e, graded_cells[e.grade_id], code, run, public, hidden, limits, job["functions"])
+                    for e in exercises)
             except Exception as error:  # noqa: BLE001 - the judge's own failure is never a grade
                 raise GradingFault(f"the judge failed: {type(error).__name__}: {error}") from error
-            if code.missing:
+            if code.missing and reason is None:
                 reason = f"cells missing: {', '.join(code.missing)}"
     if cells is None:
         cells = tuple(CellResult(g.grade_id, 0.0, g.points, reason) for g in material.graded)
