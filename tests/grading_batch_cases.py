@@ -3,7 +3,8 @@
 `batch_cases(...)` gives {student: (notebook bytes, expected[, file name])} for tests/test_grading_batch.py,
 built with tests/grading_submissions.py, joined by the hostile submissions of
 tests/grading_cases_trust.py (`trust_cases()`) and the Jupyter-semantics cases of
-tests/grading_cases_jupyter.py (`jupyter_cases()`) where those modules exist. A file name, when
+tests/grading_cases_jupyter.py (`jupyter_cases()`) and the limits cases of tests/grading_cases_limits.py
+(`limits_cases(limits)`) where those modules exist. A file name, when
 given, is what the notebook is called in the submission folder (default ResNet50.ipynb). `expected` is the reason the result must give (or its start, for
 limits whose figure is in the message) and the points per graded cell. The probes that reach for
 instructor files, another submission, the gradebook or the network report what they reached in the
@@ -71,15 +72,15 @@ def endless_writer():
         "identity_block", ENDLESS_WRITER + "\n" + submissions.reference_source("identity_block"))
 
 
-def other_cases(module, function):
-    """{student: case} of tests/<module>.py's `function()`, or {} while that module does not exist."""
+def other_cases(module, function, *args):
+    """{student: case} of tests/<module>.py's `function(*args)`, or {} while that module does not exist."""
     try:
         cases = getattr(importlib.import_module(f"tests.{module}"), function)
     except ModuleNotFoundError as error:
         if error.name != f"tests.{module}":
             raise
         return {}
-    return cases()
+    return cases(*args)
 
 
 def batch_cases(source_notebook, other_submission, gradebook, listener, limits):
@@ -122,7 +123,8 @@ def batch_cases(source_notebook, other_submission, gradebook, listener, limits):
         "endless-writer": (endless_writer(), Expected(None, without_identity_block, contains=(
             f"the sandbox's writable space, {limits.disk_bytes / 2**20:g} MiB, is full"))),
     }
-    cases = {**other_cases("grading_cases_trust", "trust_cases"), **other_cases("grading_cases_jupyter", "jupyter_cases")}
+    cases = {**other_cases("grading_cases_trust", "trust_cases"), **other_cases("grading_cases_jupyter", "jupyter_cases"),
+             **other_cases("grading_cases_limits", "limits_cases", limits)}
     clash = sorted(set(cases) & set(own))
     assert not clash, f"students named twice in the batch: {clash}"
     return {**own, **cases}

@@ -65,4 +65,7 @@ def limits_cases(limits):
         "limits-memory-after-first-test": (hogging, Expected(memory, FIRST_TEST_ONLY, contains=memory)),
         "limits-only-a-zip": (zipped(submissions.correct()), Expected(
             f"no notebook: the submission folder holds {paths.ASSIGNMENT}.zip", NOTHING), f"{paths.ASSIGNMENT}.zip"),
+        # graded: the one notebook inside, with a note (the release's stubs: nothing to earn, quickly)
+        "limits-folder-named-like-the-notebook": (submissions.untouched(), Expected(
+            None, NOTHING, contains="NotImplementedError"), f"{paths.ASSIGNMENT}.ipynb/{paths.ASSIGNMENT}.ipynb"),
     }

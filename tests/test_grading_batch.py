@@ -60,6 +60,7 @@ def submit(course, student, notebook, file_names=f"{paths.ASSIGNMENT}.ipynb"):
     folder = course / "submitted" / student / paths.ASSIGNMENT
     folder.mkdir(parents=True)
     for file_name in [file_names] if isinstance(file_names, str) else file_names:
+        (folder / file_name).parent.mkdir(parents=True, exist_ok=True)  # ("ResNet50.ipynb/ResNet50.ipynb": a folder)
         (folder / file_name).write_bytes(notebook)
     return folder / file_name
 
