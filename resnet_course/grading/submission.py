@@ -297,9 +297,10 @@ def run_producer(job, public_calls, hidden_calls, material, limits, run_seconds=
     or a call (its artefact) that outlives `limits.cell_seconds` by `limits.grace_seconds` (it went on
     after its interrupt, e.g. SIGALRM ignored) gets the sandbox killed, and so does the whole run past
     `run_seconds` (default: limits.run_seconds for the job's cells). A run that ends inside a student
-    cell (that kill, a memory or process limit, the whole run's limit, the kernel's death) says which:
-    `Run.stopped` is (the cell's index in job["cells"], a reason naming the cell). The records only
-    time the steps (a forged one can move a step's start, never past the whole run's limit).
+    cell names it in its reason; when that end was the kill, a memory or process limit or the
+    kernel's death (not the whole run's limit), `Run.stopped` is (the cell's index in job["cells"],
+    that reason). The records only time the steps (a forged one can move a step's start, never past
+    the whole run's limit).
 
     Raises GradingFault when the sandbox did not start or the producer ended before its "ready"
     record (only the pristine packages cell has run by then: not the student's doing)."""
@@ -429,7 +430,8 @@ def run_producer(job, public_calls, hidden_calls, material, limits, run_seconds=
             text = f"cell '{label}' {what}; the cells after it did not run"
         else:
             text = f"{what} in cell '{label}': the kernel stopped there, and the cells after it did not run"
-        run.stopped = (cells_done, text)
+        # (not after the whole run's limit: running the cells before it again could take as long)
+        run.stopped = None if timed_out and not overran else (cells_done, text)
         run.reason = text
     elif phase == "public" and public_calls:  # inside a call of the student's function: name it
         pending = [call_id for call_id in public_calls if call_id not in calls_done]
