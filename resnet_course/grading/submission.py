@@ -335,7 +335,9 @@ def run_producer(job, public_calls, hidden_calls, material, limits, run_seconds=
                 thread.start()
             timed_out, overran, finished, malformed = False, False, False, False
             cells_done, calls_done = 0, set()  # what the records say has ended (they time the steps)
-            step = None  # when the running cell or call must have ended (its limit and the grace); None: no step
+            # when the running step (a cell, a call, or the producer's own work between them, e.g. after a
+            # student patched it) must have sent its record: its limit and the grace; None before "ready"
+            step = None
 
             def start(name, calls):
                 calls = [{"id": call_id, **call} for call_id, call in calls.items()]
@@ -346,6 +348,8 @@ def run_producer(job, public_calls, hidden_calls, material, limits, run_seconds=
             while True:
                 until = deadline if step is None else min(deadline, step)
                 try:
+                    if time.monotonic() >= until:  # (a flood of records that time nothing must not hold it)
+                        raise queue.Empty
                     record = records.get(timeout=max(0.0, until - time.monotonic()))
                 except queue.Empty:
                     timed_out = True
@@ -363,11 +367,11 @@ def run_producer(job, public_calls, hidden_calls, material, limits, run_seconds=
                     if kind == "fault":  # before any student code ran: the packages cell's own failure
                         raise GradingFault(str(record.get("message"))[:500])
                     ready = kind == "ready"
-                    step = _step_deadline(limits) if ready and job["cells"] else None
+                    step = _step_deadline(limits) if ready else None
                 elif kind == "cell" and phase is None:
                     if record.get("index") == cells_done and cells_done < len(job["cells"]):
                         cells_done += 1
-                        step = _step_deadline(limits) if cells_done < len(job["cells"]) else None
+                        step = _step_deadline(limits)
                 elif kind == "cells" and phase is None:
                     if cells_record_problem(record) is not None:
                         malformed = True
@@ -375,7 +379,7 @@ def run_producer(job, public_calls, hidden_calls, material, limits, run_seconds=
                     run.cells = record["results"]
                     run.defined = set(record["defined"])
                     phase = start("public", public_calls)
-                    calls_done, step = set(), (_step_deadline(limits) if public_calls else None)
+                    calls_done, step = set(), _step_deadline(limits)
                 elif kind == "artefact" and phase is not None and record.get("phase") == phase:
                     calls = public_calls if phase == "public" else hidden_calls
                     call_id = _call_id(record, calls)
@@ -383,12 +387,12 @@ def run_producer(job, public_calls, hidden_calls, material, limits, run_seconds=
                         run.artefacts[phase].setdefault(call_id, record.get("artefact"))
                         if call_id not in calls_done:
                             calls_done.add(call_id)
-                            step = _step_deadline(limits) if len(calls_done) < len(calls) else None
+                            step = _step_deadline(limits)
                 elif kind == "phase-done" and phase == "public" == record.get("phase"):
                     # Only now, with every public artefact in hand, do the hidden arguments enter the sandbox.
                     phase = start("hidden", hidden_calls)
                     run.hidden_started = True
-                    calls_done, step = set(), (_step_deadline(limits) if hidden_calls else None)
+                    calls_done, step = set(), _step_deadline(limits)
                 elif kind == "done" and phase == "hidden":
                     finished = True
                     break
@@ -433,13 +437,14 @@ def run_producer(job, public_calls, hidden_calls, material, limits, run_seconds=
         # (not after the whole run's limit: running the cells before it again could take as long)
         run.stopped = None if timed_out and not overran else (cells_done, text)
         run.reason = text
-    elif phase == "public" and public_calls:  # inside a call of the student's function: name it
-        pending = [call_id for call_id in public_calls if call_id not in calls_done]
-        function = str(public_calls[pending[0]].get("function")) if pending else "a function"
+    elif phase == "public" and any(call_id not in calls_done for call_id in public_calls):
+        # inside a call of the student's function (the producer makes them in order): name it
+        pending = next(call_id for call_id in public_calls if call_id not in calls_done)
+        function = str(public_calls[pending].get("function"))[:100]
         run.reason = (f"grading's call of {function} {what}" if overran else
                       f"{what} in grading's call of {function}")
     else:
-        run.reason = what
+        run.reason = f"the kernel {what}" if overran else what
     return run
 
 
