@@ -15,8 +15,8 @@ What "as a kernel does" means here:
 - an exception ends only its cell; the result names the error and the learner's own line;
 - a cell that runs past `cell_seconds` is interrupted (SIGALRM raises KeyboardInterrupt in the
   learner's code, as Jupyter's interrupt button does, and again every second while the cell goes
-  on) and the next cells run. A cell that keeps catching the interrupt is ended by the sandbox's
-  overall limit;
+  on) and the next cells run. A cell that keeps catching the interrupt, or ignores it, is killed by
+  the grader after a grace (below);
 - each cell's code is compiled as "<cell LABEL>", so tracebacks name the cell as the feedback does;
 - what a cell writes on sys.stdout and sys.stderr is passed on up to OUTPUT_LINES lines (at most
   OUTPUT_BYTES bytes), then one TRUNCATED line, and the rest is dropped while the cell runs on (as
