@@ -51,7 +51,8 @@ GOOD = {"a-untouched": "0/10", "b-late": "10/10", "c-correct": "10/10", "d-untou
 
 # What another local user runs (python -c, argv[1] the ports as JSON): a message exchange with every
 # port, plainly and with TLS under a certificate of its own; where a scheduler answers, code on every
-# worker that replaces the judge and lists the data the workers hold (the scattered grading material).
+# worker that replaces the judge and lists the data the workers hold (the scattered grading material);
+# and Dask's HTTP pages on every port.
 ATTACKER = r'''
 import asyncio, json, os, sys
 from distributed import Client
@@ -89,7 +90,24 @@ async def talk_to_all(ports):
     return dict(zip(addresses, await asyncio.gather(*map(talk, addresses))))
 
 
-report = {"uid": os.getuid(), "talked": asyncio.run(talk_to_all(json.loads(sys.argv[1]))), "ran": {}}
+def browse(port):
+    """What Dask's HTTP pages (dashboard, worker list and logs, metrics, health) answer on `port`."""
+    import urllib.error, urllib.request
+    answers = {}
+    for page in ("status", "info/main/workers.html", "metrics", "health"):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/{page}", timeout=3) as response:
+                answers[page] = response.status
+        except urllib.error.HTTPError as error:
+            answers[page] = error.code
+        except Exception as error:
+            answers[page] = type(error).__name__
+    return answers
+
+
+ports = json.loads(sys.argv[1])
+report = {"uid": os.getuid(), "talked": asyncio.run(talk_to_all(ports)), "ran": {},
+          "pages": {port: browse(port) for port in ports}}
 for address, outcome in report["talked"].items():
     if outcome == "answered: Scheduler":  # then code on its workers
         try:
@@ -202,6 +220,8 @@ def test_nobody_but_the_grader_talks_to_its_cluster(graded):
         answered = {address: outcome for address, outcome in report["talked"].items()
                     if not outcome.startswith(("refused", "dropped"))}
         assert answered == {} and report["ran"] == {}, (who, report)
+        served = {port: pages for port, pages in report["pages"].items() if 200 in pages.values()}
+        assert served == {}, (who, served)  # Dask's HTTP servers serve nothing without --dashboard
 
 
 def test_the_grades_are_those_of_an_unattacked_run(graded):
@@ -368,3 +388,15 @@ def test_a_tls_cluster_made_as_instructors_md_says_grades_and_lets_no_one_else_i
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
+
+
+def test_the_dashboard_is_there_only_when_asked_for():
+    """--dashboard ADDRESS: Dask's pages on that loopback address (the default cluster serves none, see above)."""
+    import urllib.request
+    from resnet_course.grading import batch
+    from resnet_course.grading.submission import Limits
+    address = f"127.0.0.1:{free_port()}"
+    with batch.dask_client(None, 1, Limits(), check_sandbox=False, dashboard=address) as client:
+        assert client.scheduler.address.startswith("tls://127.0.0.1:")
+        with urllib.request.urlopen(f"http://{address}/info/main/workers.html", timeout=30) as page:
+            assert page.status == 200
