@@ -49,6 +49,8 @@ def test_each_command_runs_as_written(document, number, command):
     if command in INSTRUCTOR_COMMANDS:
         return  # run as written by tests/test_instructor_commands.py
     words = shlex.split(command)
+    if words[0] in ("umask", "openssl", "for", "done"):
+        return  # INSTRUCTORS.md's certificates for a TLS cluster: run as written by tests/test_grading_cluster.py
     if words[0] == "make":
         targets = [word for word in words[1:] if "=" not in word]
         assert set(targets) <= MAKE_TARGETS, f"{where}: no such make target"

@@ -11,18 +11,32 @@ cause (a GradingFault, a lost worker, any grader error) is an error of the run: 
 summary and the exit status, never journaled nor written to the gradebook, so a rerun grades it.
 A rerun after a kill fills the gradebook from the journal and grades only what the journal lacks
 with the same settings: nothing is lost, nothing graded twice.
+
+Nobody but the grader talks to its cluster: every connection (client, scheduler, workers, their
+nannies) is mutual TLS (Dask's own `Security`), so a process without the run's certificate, another
+user's or the grader's own user's, cannot connect, submit or run code, nor read the scattered
+grading material. The local cluster listens on 127.0.0.1 only, with a certificate and key made for
+the run (private files, removed at the end) and no dashboard unless asked for; a remote cluster is
+reached at a tls:// address with the instructor's certificate files (`cluster_security`).
+
+Student ids are data: a folder whose name cannot be an nbgrader student id (`id_problem`: control
+characters, names nbgrader's globs would not match as themselves) is skipped with a one-line reason
+and never reaches the gradebook, the journal or autograded/; the summary prints every name escaped.
 """
 import contextlib
 import logging
 import os
+import shutil
 import sys
 import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import dask
 import nbformat
 from distributed import Client, LocalCluster, as_completed
+from distributed.security import Security
 
 from resnet_course import paths
 from resnet_course.grading import gradebook as nbgrader_records, judge, sandbox
@@ -42,17 +56,56 @@ class Submission:
     key: str
     note: str | None = None  # e.g. which file was graded when it is not <assignment>.ipynb
     not_found: str | None = None  # why there is nothing to grade (SubmissionNotFound's reason)
+    skipped: str | None = None  # why the folder's name cannot be a student id (id_problem): not graded
+
+
+def id_problem(student):
+    """Why `student`, a submission folder's name, cannot be an nbgrader student id (one line), or None.
+
+    nbgrader finds a student's files with glob patterns (autograded/*/ResNet50) and reads the id back
+    with a regular expression whose `.` matches no newline: one name with a newline makes
+    `nbgrader generate_feedback` fail for the whole class; a name with glob characters or a leading
+    dot is not matched as itself; nbgrader strips the spaces around an id. Control characters would
+    also reach the instructor's terminal (ANSI escapes) and nbgrader's pages.
+    """
+    if not student.isprintable():
+        return "its name holds control or unprintable characters (a newline, an escape, ...)"
+    if student != student.strip():
+        return "its name starts or ends with a space, which nbgrader strips from student ids"
+    if any(character in student for character in "*?[]"):
+        return "its name holds *, ?, [ or ], which nbgrader's file patterns do not match as themselves"
+    if student.startswith("."):
+        return "its name starts with a dot, and nbgrader's file patterns skip such folders"
+    return None
+
+
+def shown(text):
+    """`text` safe to print: each control or unprintable character as its Python escape (\\n, \\x1b, ...)."""
+    return "".join(character if character.isprintable() else repr(character)[1:-1] for character in text)
+
+
+def shown_id(student):
+    """A student id as the summary prints it: as it is when plain, else quoted with escapes (repr), so
+    that no name passes for another row or another column."""
+    plain = student.isprintable() and not any(character.isspace() for character in student)
+    return student if plain and student[:1] not in "'\"" else repr(student)
 
 
 def find_submissions(submissions_dir, assignment, settings):
-    """Every <student>/<assignment>/ folder, in student order, with the notebook find_notebook picks."""
+    """Every <student>/<assignment>/ folder, in student order, with the notebook find_notebook picks
+    (or, for a name that cannot be a student id, why it is skipped)."""
     submissions_dir = Path(submissions_dir)
     if not submissions_dir.is_dir():
         raise FileNotFoundError(f"{submissions_dir}: no such folder of submissions "
                                 f"(expected <folder>/<student>/{assignment}/{assignment}.ipynb)")
     found = []
-    for folder in sorted(path for path in submissions_dir.glob(f"*/{assignment}") if path.is_dir()):
+    # (not glob: every folder, whatever its name holds)
+    for folder in sorted(path / assignment for path in submissions_dir.iterdir() if (path / assignment).is_dir()):
         student = folder.parent.name
+        problem = id_problem(student)
+        if problem is not None:
+            found.append(Submission(student, folder, b"", f"\0skipped\0{student}", skipped=problem))
+            continue
         try:
             path, note = find_notebook(folder, assignment)
         except SubmissionNotFound as error:
@@ -94,6 +147,89 @@ def fault_message(error):
     if kind == "KilledWorker":
         return "a grading worker was lost (its process died) while grading this submission"
     return f"grader error: {kind}: {text}" if text else f"grader error: {kind}"
+
+
+LOOPBACK = "127.0.0.1"
+DASHBOARD_ADDRESS = f"{LOOPBACK}:8787"  # --dashboard without an address
+# Without --dashboard the scheduler's and workers' HTTP servers (Dask always starts one) serve nothing:
+# no dashboard, no worker logs or call stacks, no metrics (task keys hold the student ids).
+NO_HTTP_ROUTES = {"distributed.scheduler.http.routes": [], "distributed.worker.http.routes": []}
+
+
+class ClusterRefused(ValueError):
+    """A cluster address or certificate option the grader refuses; the message is one line saying what
+    to give instead."""
+
+
+def _write_private(path, text):
+    """`text` in a new file only its owner can read (0600 from its creation: never readable by others)."""
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
+        file.write(text)
+
+
+@contextlib.contextmanager
+def run_security():
+    """A Dask Security for a new local cluster: mutual TLS with a certificate and key made for this run.
+
+    Dask's Security.temporary() makes them (an RSA key and a self-signed certificate that is also the
+    only CA trusted, so only a holder of this key is let in: client, scheduler, workers and nannies
+    alike). They are written to private files (0600, in a 0700 folder under the grader's scratch
+    folder, sandbox.new_scratch_folder) that the worker processes read, and removed on leaving; a
+    killed grader's are swept by the next run with its scratch folder.
+    """
+    made = Security.temporary()
+    folder = sandbox.new_scratch_folder()
+    try:
+        folder.chmod(0o700)
+        cert, key = folder / "cluster-cert.pem", folder / "cluster-key.pem"
+        _write_private(cert, made.tls_ca_file)  # the certificate is its own CA
+        _write_private(key, made.tls_client_key)
+        roles = {f"tls_{role}_{kind}": str(path) for role in ("client", "scheduler", "worker")
+                 for kind, path in (("cert", cert), ("key", key))}
+        yield Security(require_encryption=True, tls_ca_file=str(cert), **roles)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def cluster_security(scheduler, tls_ca_file=None, tls_cert=None, tls_key=None, insecure_plain_tcp=False):
+    """The Security to reach the running cluster at `scheduler`; ClusterRefused (one line) where the
+    grader will not.
+
+    tls://HOST:PORT: mutual TLS with the given files (the CA certificate that signed the cluster's
+    certificates, this client's certificate and its key, which may be in the certificate's file), else
+    with Dask's configuration (distributed.comm.tls.ca-file, .client.cert, .client.key). A plain
+    tcp:// address (or one without a scheme, which Dask reads as tcp) is refused unless
+    `insecure_plain_tcp` (then the result is None: Dask's defaults): its connections are neither
+    encrypted nor authenticated, so whoever reaches the scheduler or a worker runs code as the
+    workers' user and reads the hidden tests.
+    """
+    scheme, separator, _ = scheduler.partition("://")
+    scheme = scheme if separator else "tcp"
+    given = {name: value for name, value in (("tls_ca_file", tls_ca_file), ("tls_client_cert", tls_cert),
+                                             ("tls_client_key", tls_key)) if value}
+    if scheme == "tls":
+        for value in given.values():
+            if not Path(value).is_file():
+                raise ClusterRefused(f"{value}: no such certificate or key file")
+        security = Security(require_encryption=True, **{name: str(value) for name, value in given.items()})
+        if not security.tls_ca_file or not security.tls_client_cert:
+            raise ClusterRefused(
+                f"--scheduler {scheduler}: a tls:// cluster needs its CA certificate and this client's certificate: "
+                "--tls-ca-file and --tls-cert (with --tls-key unless the key is in the certificate's file), or "
+                "distributed.comm.tls.ca-file and distributed.comm.tls.client.cert in Dask's configuration")
+        return security
+    if given:
+        raise ClusterRefused(f"--scheduler {scheduler}: --tls-ca-file, --tls-cert and --tls-key need a tls:// address")
+    if scheme == "tcp" and insecure_plain_tcp:
+        return None
+    if scheme == "tcp":
+        raise ClusterRefused(
+            f"--scheduler {scheduler}: plain TCP is neither encrypted nor authenticated (whoever reaches the cluster "
+            "runs code as its workers' user and reads the hidden tests): give a tls:// address with --tls-ca-file, "
+            "--tls-cert and --tls-key (docs/INSTRUCTORS.md), or pass --insecure-plain-tcp on a network nobody else "
+            "can reach")
+    raise ClusterRefused(f"--scheduler {scheduler}: the grader connects to tls:// addresses only "
+                         "(or tcp:// with --insecure-plain-tcp)")
 
 
 def _duration(seconds):
@@ -142,27 +278,32 @@ def points(record):
 
 
 def why(record):
-    """The reason for a zero, else the graded cells that lost points (empty for full marks); then the note."""
+    """The reason for a zero, else the graded cells that lost points (empty for full marks); then the note
+    and the late penalty. For a folder left ungraded: the error, or why it was skipped."""
     if record.get("error"):
         return record["error"]
+    if record.get("skipped"):
+        return f"skipped: {record['skipped']}; rename the folder"
     if record["reason"]:
         text = record["reason"].splitlines()[0][:100]
     else:
         lost = [cell["grade_id"] for cell in record["cells"] if cell["points"] < cell["max_points"]]
         text = f"failed: {', '.join(lost)}" if lost else ""
-    note = record.get("note")
-    return f"{text} ({note})" if text and note else text or (note or "")
+    note = "; ".join(part for part in (record.get("note"), record.get("late")) if part)
+    return f"{text} ({note})" if text and note else text or note
 
 
 def summary_table(records):
-    """student, score and reason of every record (or the error that left it ungraded), one line each, aligned."""
+    """student, score and reason of every record (or the error that left it ungraded, or why it was skipped),
+    one line each, aligned; names and reasons printed safely (shown_id, shown): no control character
+    reaches the terminal."""
     rows = [("student", "score", "reason")]
     for record in sorted(records, key=lambda r: r["student"]):
-        if record.get("error"):
-            rows.append((record["student"], "-", why(record)))
+        if record.get("error") or record.get("skipped"):
+            rows.append((shown_id(record["student"]), "-", shown(why(record))))
             continue
         total = sum(cell["max_points"] for cell in record["cells"])
-        rows.append((record["student"], f"{points(record):g}/{total:g}", why(record)))
+        rows.append((shown_id(record["student"]), f"{points(record):g}/{total:g}", shown(why(record))))
     widths = [max(len(row[i]) for row in rows) for i in range(2)]
     return "\n".join(f"{row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]}".rstrip() for row in rows)
 
@@ -204,15 +345,18 @@ def _warm_up_workers(client):
 
 
 @contextlib.contextmanager
-def dask_client(scheduler, workers, limits, check_sandbox=True, notes=None, warm_up=False):
-    """A Client of the cluster at `scheduler`, or of a new LocalCluster (`workers` single-threaded worker
-    processes, one per core by default), closed on leaving; with `check_sandbox`, only once the sandbox
+def dask_client(scheduler, workers, limits, check_sandbox=True, notes=None, warm_up=False, security=None,
+                dashboard=None):
+    """A Client of the cluster at `scheduler` (with `security`: cluster_security's), or of a new
+    LocalCluster (`workers` single-threaded worker processes, one per core by default) on 127.0.0.1
+    with mutual TLS under a certificate made for this run (run_security) and no dashboard unless
+    `dashboard` gives its address; closed on leaving. With `check_sandbox`, only once the sandbox
     preflight passed here (local) or on every worker (remote): else SandboxUnavailable. Preflight notes
     (e.g. the cgroup fallback) are appended to `notes`. With `warm_up`, a new LocalCluster's workers
     import what judging needs while the preflight runs (_warm_up_workers)."""
     notes = [] if notes is None else notes
     if scheduler:
-        with Client(scheduler) as client:
+        with Client(scheduler, security=security) as client:
             if check_sandbox:
                 notes += _check_workers(client, limits)
             yield client
@@ -229,8 +373,15 @@ def dask_client(scheduler, workers, limits, check_sandbox=True, notes=None, warm
         # The preflight (a sandbox importing Keras) runs while the cluster starts: nothing is graded before it passes.
         thread = threading.Thread(target=run_preflight, daemon=True)
         thread.start()
-    with LocalCluster(n_workers=workers or os.cpu_count(), threads_per_worker=1, processes=True,
-                      dashboard_address=None, silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+    with contextlib.ExitStack() as stack:
+        security = stack.enter_context(run_security())
+        stack.enter_context(dask.config.set(NO_HTTP_ROUTES if dashboard is None else {}))
+        # (the scheduler's HTTP server listens even without a dashboard: on a free loopback port, serving nothing)
+        cluster = stack.enter_context(LocalCluster(
+            n_workers=workers or os.cpu_count(), threads_per_worker=1, processes=True, host=LOOPBACK, protocol="tls://",
+            security=security, silence_logs=logging.ERROR, dashboard_address=dashboard,
+            scheduler_kwargs={"dashboard": dashboard is not None, "dashboard_address": dashboard or f"{LOOPBACK}:0"}))
+        client = stack.enter_context(Client(cluster, security=security))
         warming = _warm_up_workers(client) if warm_up else []  # noqa: F841 - kept until the client closes
         if check_sandbox:
             thread.join()
@@ -242,40 +393,49 @@ def dask_client(scheduler, workers, limits, check_sandbox=True, notes=None, warm
 
 def grade_folder(submissions_dir, course_dir=paths.INSTRUCTOR_DIR, scheduler=None, workers=None,
                  limits=Limits(), source_notebook=paths.SOURCE_NOTEBOOK, stream=None, grade=grade_submission,
-                 check_sandbox=True, notes=None):
+                 check_sandbox=True, notes=None, security=None, dashboard=None):
     """Grades every submission not yet in the journal with these settings; returns a record per submission
-    (student order): the journal's record, or {"student", "error"} for one left ungraded by a fault.
+    (student order): the journal's record, {"student", "error"} for one left ungraded by a fault, or
+    {"student", "skipped"} for a folder whose name cannot be a student id (id_problem): never graded,
+    journaled or written to the gradebook.
 
-    `grade` is the per-submission step (grade_submission; tests pass a stand-in). Raises
+    `security` is cluster_security's for a `scheduler` (a new local cluster makes its own); `dashboard`
+    the local cluster's dashboard address (None: none). `grade` is the per-submission step
+    (grade_submission; tests pass a stand-in). Raises
     SandboxUnavailable, before anything is recorded, when the sandbox does not start here.
     """
     course_dir = Path(course_dir)
     material = load_material(source_notebook=source_notebook)
     submissions = find_submissions(submissions_dir, material.assignment, settings_digest(material, limits))
     journal = Journal(course_dir / JOURNAL_NAME)
-    progress = Progress(len(submissions), stream)
-    todo = [s for s in submissions if s.key not in journal.records and s.not_found is None]
+    skipped = {s.student: s.skipped for s in submissions if s.skipped is not None}
+    progress = Progress(len(submissions) - len(skipped), stream)
+    todo = [s for s in submissions if s.key not in journal.records and s.not_found is None and s.skipped is None]
     records, errors = {}, {}
     with contextlib.ExitStack() as stack:
         client = stack.enter_context(dask_client(scheduler, workers, limits, check_sandbox, notes,
-                                                 warm_up=grade is grade_submission)) if todo else None
+                                                 warm_up=grade is grade_submission, security=security,
+                                                 dashboard=dashboard)) if todo else None
         gradebook = stack.enter_context(nbgrader_records.open_gradebook(course_dir))
         nbgrader_records.register_assignment(gradebook, material)
+        late = nbgrader_records.late_penalties(course_dir)
 
         def show():
             progress.show(len(records) + len(errors), sum(1 for r in records.values() if points(r) == 0),
                           len(errors))
 
         def record(submission, result_record):
-            timestamp = nbgrader_records.read_timestamp(submission.folder)
-            nbgrader_records.record_result(gradebook, material, result_record, timestamp)
-            records[submission.student] = result_record
+            timestamp, unreadable = nbgrader_records.timestamp_of(submission.folder)
+            late_text = nbgrader_records.record_result(gradebook, material, result_record, timestamp, late)
+            shown_notes = "; ".join(note for note in (unreadable, late_text) if note)  # the summary's, not the journal's
+            records[submission.student] = {**result_record, "late": shown_notes} if shown_notes else result_record
             show()
 
         def final(submission, result):
             """A final grade: autograded notebook, journal (durably), then the gradebook."""
-            nbgrader_records.write_autograded(course_dir, material, submission.student, result.feedback_notebook,
-                                              submission.folder)
+            unreadable = nbgrader_records.timestamp_of(submission.folder)[1]
+            nbgrader_records.write_autograded(course_dir, material, submission.student,
+                                              with_note(result, unreadable).feedback_notebook, submission.folder)
             result_record = to_record(submission.key, result, submission.note)
             journal.append(result_record)
             record(submission, result_record)
@@ -301,5 +461,6 @@ def grade_folder(submissions_dir, course_dir=paths.INSTRUCTOR_DIR, scheduler=Non
                 final(submission, result)
     sandbox.sweep_leftovers()  # the local workers are gone now: what they left (if killed) goes too
     ungraded = [{"student": student, "error": message} for student, message in errors.items()]
+    ungraded += [{"student": student, "skipped": reason} for student, reason in skipped.items()]
     by_student = {**records, **{record["student"]: record for record in ungraded}}
     return [by_student[s.student] for s in submissions]

@@ -4,8 +4,8 @@ Only the grader's client calls this (the gradebook has one writer). What it writ
 `nbgrader autograde` would have written, so `nbgrader generate_feedback` and `nbgrader export` work
 on it as documented: the assignment with its graded and solution cells, a student and a submission
 per graded notebook, an automatic score per graded cell, the reason for a zero as the automatic
-comment of the solution cells, and autograded/<student>/<assignment>/<assignment>.ipynb with the
-submission's timestamp.txt.
+comment of the solution cells, the late penalty nbgrader's configured LateSubmissionPlugin gives,
+and autograded/<student>/<assignment>/<assignment>.ipynb with the submission's timestamp.txt.
 """
 import contextlib
 import os
@@ -15,8 +15,10 @@ import warnings
 
 import nbformat
 from nbgrader.api import Gradebook
+from nbgrader.preprocessors import AssignLatePenalties
 from nbgrader.utils import parse_utc
 from sqlalchemy.exc import SAWarning
+from traitlets.config.loader import PyFileConfigLoader
 
 from resnet_course.atomic import atomic_output
 from resnet_course.grading.journal import cells_of
@@ -61,8 +63,45 @@ def solution_comments(material, record):
     return comments
 
 
-def record_result(gradebook, material, record, timestamp=None):
-    """Writes one journal record into the gradebook (idempotent: a rerun writes the same)."""
+def late_penalties(course_dir):
+    """nbgrader's own AssignLatePenalties preprocessor, configured as `nbgrader autograde` would be by
+    the course's nbgrader_config.py (c.AssignLatePenalties.plugin_class, c.LateSubmissionPlugin.*),
+    with its plugin made: record_result asks it for each late submission's penalty."""
+    config_file = course_dir / "nbgrader_config.py"
+    config = PyFileConfigLoader(config_file.name, path=str(course_dir)).load_config() if config_file.is_file() else None
+    late = AssignLatePenalties(config=config) if config is not None else AssignLatePenalties()
+    late.init_plugin()
+    return late
+
+
+def _late_penalty(gradebook, late, assignment, notebook_name, student):
+    """Sets the submission's late_submission_penalty as nbgrader's AssignLatePenalties does (its plugin
+    and its bounds: 0 to the score); returns (seconds late, penalty or None)."""
+    submission = gradebook.find_submission(assignment, student)
+    notebook = gradebook.find_submission_notebook(notebook_name, assignment, student)
+    notebook.late_submission_penalty = None
+    seconds, penalty = submission.total_seconds_late, None
+    if seconds > 0:
+        penalty = late.plugin_inst.late_submission_penalty(student, notebook.score, seconds)
+        if penalty is not None:
+            penalty = late._check_late_penalty(notebook, penalty)  # nbgrader's own clamp (and its log line)
+            notebook.late_submission_penalty = penalty
+    return seconds, penalty
+
+
+def late_note(seconds, penalty):
+    """'late by 2 d 0 h 00 min: penalty 10 points' (None when on time or without a due date)."""
+    if not seconds or seconds <= 0:
+        return None
+    minutes = int(seconds // 60)
+    text = f"late by {minutes // 1440} d {minutes // 60 % 24} h {minutes % 60:02d} min"
+    return f"{text}: penalty {penalty:g} point{'' if penalty == 1 else 's'}" if penalty else f"{text}: no penalty"
+
+
+def record_result(gradebook, material, record, timestamp=None, late=None):
+    """Writes one journal record into the gradebook (idempotent: a rerun writes the same), with the late
+    penalty `late` (late_penalties) gives when the submission is past the assignment's due date.
+    Returns late_note's text for it (None: on time, no due date or no `late`)."""
     assignment = notebook = material.assignment
     student = record["student"]
     gradebook.update_or_create_student(student)
@@ -77,15 +116,30 @@ def record_result(gradebook, material, record, timestamp=None):
     for solution in material.solutions:
         gradebook.find_comment(solution, notebook, assignment, student).auto_comment = comments.get(solution)
     gradebook.db.commit()
+    if late is None:
+        return None
+    seconds, penalty = _late_penalty(gradebook, late, assignment, notebook, student)  # on the committed scores
+    gradebook.db.commit()
+    return late_note(seconds, penalty)
 
 
 def read_timestamp(submission_dir):
     """The submission's timestamp.txt as nbgrader reads it (None when absent, empty or invalid)."""
+    return timestamp_of(submission_dir)[0]
+
+
+def timestamp_of(submission_dir):
+    """(the submission's timestamp.txt as nbgrader reads it or None, a note when the file is there but
+    cannot be read: then the submission counts as having no timestamp, never late)."""
     path = submission_dir / TIMESTAMP_FILE
+    if not path.is_file():
+        return None, None
     try:
-        return parse_utc(path.read_text().strip()) if path.is_file() else None
-    except ValueError:
-        return None
+        text = path.read_text().strip()
+        return (parse_utc(text), None) if text else (None, f"{TIMESTAMP_FILE} is empty: graded as on time")
+    except (OSError, UnicodeError, ValueError, OverflowError) as error:
+        kind = "not a date nbgrader reads" if isinstance(error, ValueError) else type(error).__name__
+        return None, f"{TIMESTAMP_FILE} could not be read ({kind}): graded as on time, with no late penalty"
 
 
 def nbgrader_clean(feedback_notebook, material):
@@ -111,6 +165,9 @@ def write_autograded(course_dir, material, student, feedback_notebook, submissio
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_output(folder / f"{material.assignment}.ipynb") as tmp:
         tmp.write_text(nbgrader_clean(feedback_notebook, material))
-    if (submission_dir / TIMESTAMP_FILE).is_file():
+    # only a timestamp nbgrader can read: generate_feedback fails on an invalid one ("Invalid timestamp string")
+    if timestamp_of(submission_dir)[0] is not None:
         shutil.copyfile(submission_dir / TIMESTAMP_FILE, folder / TIMESTAMP_FILE)
+    else:
+        (folder / TIMESTAMP_FILE).unlink(missing_ok=True)
 
