@@ -16,6 +16,7 @@ import sys
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 from nbgrader.preprocessors import GetGrades
 
+from resnet_course.grading import nbgrader_html
 from resnet_course.grading.nbgrader_hidden import HideHiddenTests
 from resnet_course.paths import COURSE_ID
 
@@ -31,6 +32,11 @@ c.Execute.timeout = 7200
 # nbgrader's feedback shows the autograded notebook: the graded cells' hidden tests and whatever they
 # (or the student's cells) printed of them are removed on the way to HTML (nbgrader's own list + one).
 c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]
+# formgrader's submission page (in your Jupyter server: start it in this folder) and the feedback
+# render what students wrote (their Markdown, their cells' outputs under plain autograde, the texts
+# quoted in comments): as inert HTML, never as script (resnet_course/grading/nbgrader_html.py).
+c.HTMLExporter.sanitize_html = True
+c.HTMLExporter.filters = {"markdown2html": nbgrader_html.markdown2html, "clean_html": nbgrader_html.clean_html}
 
 # Where your course publishes what learners open, for `make release` (none by default; BUNDLE_URL=,
 # COLAB_REPOSITORY= or COLAB_URL= on make's command line replace these for one release):
