@@ -331,3 +331,33 @@ def test_a_student_cannot_break_the_feedback_with_markers_of_their_own():
 def test_the_course_config_registers_the_preprocessor_for_feedback():
     config = (paths.INSTRUCTOR_DIR / "nbgrader_config.py").read_text()
     assert "c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]" in config
+
+
+# ---------------------------------------------------------------------------------------------
+# What grading writes for a browser (issue 27, item 2; the browser itself: tests/test_browser_grading.py)
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text", [
+    "cell 'added cell 7' raised ValueError: <script>alert(1)</script><img src=x onerror=alert(1)>",
+    "[click](javascript:alert(1)) ![x](http://example.org/x.png) <http://example.org/> &lt;b&gt; `<b>`",
+    "identity_block: *not* __bold__ $x$ \\$ back\\slash # heading? | table |"])
+def test_markdown_text_renders_as_exactly_its_text(text):
+    import html
+
+    from nbconvert.filters import markdown2html
+    rendered = markdown2html(submitted.markdown_text(text)).strip()
+    assert rendered.startswith("<p>") and rendered.endswith("</p>") and "<" not in rendered[3:-4]
+    assert html.unescape(rendered[3:-4]) == text
+
+
+def test_without_outputs_clears_what_the_student_saved_and_keeps_unreadable_bytes():
+    notebook = nbformat.v4.new_notebook()
+    cell = new_code_cell("x = 1")
+    cell.outputs = [new_output("display_data", data={"text/html": "<script>alert(1)</script>" * 1000})]
+    cell.execution_count = 3
+    notebook.cells = [new_markdown_cell("notes"), cell]
+    cleared = nbformat.reads(submitted.without_outputs(nbformat.writes(notebook).encode()), as_version=4)
+    assert [(c.source, c.get("outputs"), c.get("execution_count")) for c in cleared.cells] == [
+        ("notes", None, None), ("x = 1", [], None)]
+    for unreadable in (b"{not json", b'{"answer": 42}', "caf\u00e9".encode("latin-1")):
+        assert submitted.without_outputs(unreadable) == unreadable

@@ -24,9 +24,9 @@ PACKAGES_CELL = "packages"
 HIDDEN_BEGIN = "### BEGIN HIDDEN TESTS"
 LOCKED_SIMILARITY = 0.9  # a metadata-less cell this close to a locked cell's text is that cell (not run)
 LOCKED_FIRST_LINE = 30  # or one that starts with the same line of at least this many characters
-# What Markdown could turn into HTML, a link, an image or math: escaped with a backslash (CommonMark
-# allows one before any ASCII punctuation), so the text renders as itself
-_MARKDOWN_ACTIVE = re.compile(r"([\\`\[\]<>&$!*_])")
+# What Markdown could turn into HTML, a link (":" of a bare URL), an image or math: escaped with a
+# backslash (CommonMark allows one before any ASCII punctuation), so the text renders as itself
+_MARKDOWN_ACTIVE = re.compile(r"([\\`\[\]<>&$!*_:])")
 
 
 class SubmissionNotFound(Exception):
