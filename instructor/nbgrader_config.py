@@ -14,9 +14,11 @@ import os
 import sys
 
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+from nbgrader.converters import Autograde
 from nbgrader.preprocessors import GetGrades
 
 from resnet_course.grading import nbgrader_html
+from resnet_course.grading.nbgrader_files import CourseFolders
 from resnet_course.grading.nbgrader_hidden import HideHiddenTests
 from resnet_course.paths import COURSE_ID
 
@@ -29,6 +31,11 @@ os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.enviro
 # `nbgrader validate` (and a plain `nbgrader autograde`) execute the whole notebook, training
 # included; nbgrader's default limit is 30 s per cell.
 c.Execute.timeout = 7200
+# nbgrader copies the source assignment's files for autograde but not its linked folders (datasets/,
+# images/): CourseFolders links them into the autograded folder first, so a correct submission runs
+# through without an error (resnet_course/grading/nbgrader_files.py).
+c.Autograde.autograde_preprocessors = [
+    CourseFolders, *Autograde.class_traits()["autograde_preprocessors"].make_dynamic_default()]
 # nbgrader's feedback shows the autograded notebook: the graded cells' hidden tests and whatever they
 # (or the student's cells) printed of them are removed on the way to HTML (nbgrader's own list + one).
 c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]

@@ -63,14 +63,16 @@ def course_run(tmp_path_factory):
         folder.mkdir(parents=True)
         (folder / f"{paths.ASSIGNMENT}.ipynb").write_bytes(notebook)
         (folder / "timestamp.txt").write_text("2026-11-28 12:00:00.000000 UTC")
+    printed = {}
     for command in INSTRUCTOR_COMMANDS:
         done = subprocess.run(command, shell=True, cwd=root, env=env, capture_output=True, text=True, timeout=1200)
         assert done.returncode == 0, f"{command}\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
-    return root / "instructor", students
+        printed[command] = done.stdout + done.stderr
+    return root / "instructor", students, printed
 
 
 def test_feedback_has_the_results_and_no_hidden_test(course_run):
-    instructor, students = course_run
+    instructor, students, _ = course_run
     for student in students:
         html = (instructor / "feedback" / student / paths.ASSIGNMENT / f"{paths.ASSIGNMENT}.html").read_text()
         assert [mark for mark in HIDDEN_MARKS if mark in html] == []
@@ -78,12 +80,31 @@ def test_feedback_has_the_results_and_no_hidden_test(course_run):
 
 
 def test_export_has_the_grades(course_run):
-    instructor, _ = course_run
+    instructor, _, _ = course_run
     with open(instructor / "grades.csv") as grades:
         rows = {row["student_id"]: row for row in csv.DictReader(grades)}
     assert {student: (float(row["score"]), float(row["max_score"])) for student, row in rows.items()} == {
         "ada": (10.0, 10.0), "bob": (6.0, 10.0)}
     assert rows["ada"]["timestamp"].startswith("2026-11-28 12:00:00")
+
+
+TENSORFLOW_START_UP = ("absl::InitializeLog", "oneDNN custom operations", "cpu_feature_guard")
+
+
+def test_the_grader_prints_no_tensorflow_start_up_lines(course_run):
+    """Each grading worker imports TensorFlow quietly (issue 27, item 8): its C++ start-up lines (absl's
+    warning, the oneDNN notice) are not printed once per worker on the instructor's terminal."""
+    _, _, printed = course_run
+    output = printed[INSTRUCTOR_COMMANDS[1]]
+    assert "graded 2/2" in output
+    assert [line for line in output.splitlines() if any(mark in line for mark in TENSORFLOW_START_UP)] == []
+
+
+def test_the_source_assignment_holds_every_file_the_notebook_needs():
+    """nbgrader copies instructor/source/ResNet50/'s files for plain autograde (and generate_assignment):
+    each learner module and the data and image folders must be there (as links to the root's)."""
+    needed = (*paths.LEARNER_MODULES, "datasets", "images")
+    assert [name for name in needed if not os.path.lexists(paths.SOURCE_DIR / name)] == []
 
 
 # Plain nbgrader (formgrader's autograde and feedback buttons): the course's nbgrader_config.py must keep
@@ -110,29 +131,59 @@ def plain_nbgrader_leaker():
     return submissions.to_bytes(notebook)
 
 
-def test_plain_nbgrader_feedback_shows_no_hidden_test(tmp_path):
-    course = tmp_path / "instructor"
-    shutil.copytree(paths.INSTRUCTOR_DIR, course,
-                    ignore=lambda folder, names: {"gradebook.db", "submitted", "autograded", "feedback", "release",
-                                                  ".nbgrader.log"} & set(names))
+@pytest.fixture(scope="module")
+def plain_nbgrader(tmp_path_factory):
+    """A course folder as the instructor's (its source assignment the repository's, with its links to the
+    learner files, data and images) after plain `nbgrader generate_assignment`, `autograde` and
+    `generate_feedback` of two submissions, each in the folder nbgrader's exchange gives (the release's
+    files and the student's notebook): EVE, plain_nbgrader_leaker(), and ADA, a correct submission with
+    every cell of the notebook (the training part trains a token 2 steps under NBGRADER_EXECUTION)."""
+    course = tmp_path_factory.mktemp("plain") / "instructor"
+    course.mkdir()
+    shutil.copy(paths.INSTRUCTOR_DIR / "nbgrader_config.py", course)
+    (course / "source").symlink_to(paths.INSTRUCTOR_DIR / "source")  # nbgrader writes nothing there
     nbgrader = str(paths.ROOT / ".venv" / "bin" / "nbgrader")
     env = environment_without_venv()
 
     def run(*arguments):
         done = subprocess.run([nbgrader, *arguments], cwd=course, env=env, capture_output=True, text=True,
-                              timeout=900)
+                              timeout=1800)
         assert done.returncode == 0, f"nbgrader {' '.join(arguments)}\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
 
     run("generate_assignment", paths.ASSIGNMENT, "--force")
-    folder = course / "submitted" / "eve" / paths.ASSIGNMENT
-    shutil.copytree(course / "release" / paths.ASSIGNMENT, folder)
-    (folder / f"{paths.ASSIGNMENT}.ipynb").write_bytes(plain_nbgrader_leaker())
-    run("autograde", paths.ASSIGNMENT, "--student", "eve", "--create")
+    for student, notebook in (("eve", plain_nbgrader_leaker()), ("ada", submissions.correct())):
+        folder = course / "submitted" / student / paths.ASSIGNMENT
+        shutil.copytree(course / "release" / paths.ASSIGNMENT, folder)
+        (folder / f"{paths.ASSIGNMENT}.ipynb").write_bytes(notebook)
+    run("autograde", paths.ASSIGNMENT, "--create")
+    run("generate_feedback", paths.ASSIGNMENT)
+    return course
+
+
+def test_plain_nbgrader_feedback_shows_no_hidden_test(plain_nbgrader):
+    course = plain_nbgrader
     autograded = (course / "autograded" / "eve" / paths.ASSIGNMENT / f"{paths.ASSIGNMENT}.ipynb").read_text()
     assert "23608202" in autograded  # the leak happened in the kernel: the feedback must not carry it
-    run("generate_feedback", paths.ASSIGNMENT, "--student", "eve")
     html = (course / "feedback" / "eve" / paths.ASSIGNMENT / f"{paths.ASSIGNMENT}.html").read_text()
     assert [mark for mark in HIDDEN_MARKS + ("END HIDDEN TESTS", "(96, 96, 3)", "classes=10") if mark in html] == []
     assert html.count("All tests passed!") == 3  # the three public parts pass
     assert "Failed the hidden tests." in html  # ResNet50's hidden case, without its message
     assert "prints the hidden cases" in html  # the student's own cell is still there
+
+
+def test_plain_nbgrader_autograde_of_a_correct_submission_has_no_error_cell(plain_nbgrader):
+    """Formgrader's autograde button on a correct submission (issue 27, item 8): every cell runs without
+    an error (the setup cell finds the course files, the data cell the SIGNS data: nbgrader_files.py),
+    and the feedback shows full marks."""
+    course = plain_nbgrader
+    notebook = nbformat.read(str(course / "autograded" / "ada" / paths.ASSIGNMENT / f"{paths.ASSIGNMENT}.ipynb"),
+                             as_version=4)
+    errors = [(index, output.ename, output.evalue[:200]) for index, cell in enumerate(notebook.cells)
+              for output in cell.get("outputs", []) if output.output_type == "error"]
+    assert errors == []
+    assert sum(1 for cell in notebook.cells if cell.cell_type == "code" and cell.execution_count) == \
+        sum(1 for cell in notebook.cells if cell.cell_type == "code" and cell.source.strip())  # all ran
+    html = (course / "feedback" / "ada" / paths.ASSIGNMENT / f"{paths.ASSIGNMENT}.html").read_text()
+    assert "(Score: 10.0 / 10.0)" in html
+    assert [path.name for path in (course / "feedback" / "ada" / paths.ASSIGNMENT).iterdir()
+            if path.name in ("datasets", "images")] == []  # the data set is not in every student's feedback
