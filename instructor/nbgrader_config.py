@@ -8,7 +8,9 @@
 `make release` does the first (into a temporary folder) and copies the result to ../ResNet50.ipynb.
 Grading is `python -m resnet_course.grading` (sandboxed, parallel), not `nbgrader autograde`. Should
 formgrader's buttons be used instead (plain `nbgrader autograde` + `generate_feedback`), the feedback
-still shows no hidden test: see resnet_course/grading/nbgrader_hidden.py.
+still shows no hidden test (resnet_course/grading/nbgrader_hidden.py) and a correct submission runs
+with no error cell (nbgrader_files.py). Formgrader's pages and the feedback show what students wrote
+as inert HTML (nbgrader_html.py) when nbgrader reads this file: start Jupyter for formgrader here.
 """
 import os
 import sys
