@@ -361,3 +361,21 @@ def test_without_outputs_clears_what_the_student_saved_and_keeps_unreadable_byte
         ("notes", None, None), ("x = 1", [], None)]
     for unreadable in (b"{not json", b'{"answer": 42}', "caf\u00e9".encode("latin-1")):
         assert submitted.without_outputs(unreadable) == unreadable
+
+
+def test_a_worker_gets_the_submission_without_its_saved_outputs(tmp_path):
+    """Issue 27, item 9(d): 80 MB of a student's old outputs made an 80 MiB Dask message and a 91 MB
+    autograded notebook; the journal's key is still the file's (a rerun replays it)."""
+    from resnet_course.grading import batch
+    from resnet_course.grading.journal import submission_key
+
+    notebook = submissions.notebook_with({})
+    heavy = next(cell for cell in notebook.cells if cell.cell_type == "code" and "nbgrader" not in cell.metadata)
+    heavy.outputs = [new_output("display_data", data={"image/png": "A" * 8_000_000})]
+    data = submissions.to_bytes(notebook)
+    folder = tmp_path / "ada" / paths.ASSIGNMENT
+    folder.mkdir(parents=True)
+    (folder / f"{paths.ASSIGNMENT}.ipynb").write_bytes(data)
+    (found,) = batch.find_submissions(tmp_path, paths.ASSIGNMENT, "settings")
+    assert len(found.notebook) < len(data) - 7_900_000 and b"AAAA" not in found.notebook
+    assert found.key == submission_key("ada", data, "settings", f"{paths.ASSIGNMENT}.ipynb")
