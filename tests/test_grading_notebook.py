@@ -364,3 +364,49 @@ def test_a_folder_named_like_the_notebook_is_graded_by_its_one_notebook_with_a_n
         submitted.find_notebook(tmp_path, paths.ASSIGNMENT)
     assert str(error.value) == ("no notebook: ResNet50.ipynb in the submission folder is a folder holding 2 notebooks "
                                 "('ResNet50.ipynb', 'copy.ipynb'): hand in the notebook file itself")
+# ---------------------------------------------------------------------------------------------
+# What grading writes for a browser (issue 27, item 2; the browser itself: tests/test_browser_grading.py)
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text", [
+    "cell 'added cell 7' raised ValueError: <script>alert(1)</script><img src=x onerror=alert(1)>",
+    "[click](javascript:alert(1)) ![x](http://example.org/x.png) <http://example.org/> &lt;b&gt; `<b>`",
+    "identity_block: *not* __bold__ $x$ \\$ back\\slash # heading? | table |"])
+def test_markdown_text_renders_as_exactly_its_text(text):
+    import html
+
+    from nbconvert.filters import markdown2html
+    rendered = markdown2html(submitted.markdown_text(text)).strip()
+    assert rendered.startswith("<p>") and rendered.endswith("</p>") and "<" not in rendered[3:-4]
+    assert html.unescape(rendered[3:-4]) == text
+
+
+def test_without_outputs_clears_what_the_student_saved_and_keeps_unreadable_bytes():
+    notebook = nbformat.v4.new_notebook()
+    cell = new_code_cell("x = 1")
+    cell.outputs = [new_output("display_data", data={"text/html": "<script>alert(1)</script>" * 1000})]
+    cell.execution_count = 3
+    notebook.cells = [new_markdown_cell("notes"), cell]
+    cleared = nbformat.reads(submitted.without_outputs(nbformat.writes(notebook).encode()), as_version=4)
+    assert [(c.source, c.get("outputs"), c.get("execution_count")) for c in cleared.cells] == [
+        ("notes", None, None), ("x = 1", [], None)]
+    for unreadable in (b"{not json", b'{"answer": 42}', "caf\u00e9".encode("latin-1")):
+        assert submitted.without_outputs(unreadable) == unreadable
+
+
+def test_a_worker_gets_the_submission_without_its_saved_outputs(tmp_path):
+    """Issue 27, item 9(d): 80 MB of a student's old outputs made an 80 MiB Dask message and a 91 MB
+    autograded notebook; the journal's key is still the file's (a rerun replays it)."""
+    from resnet_course.grading import batch
+    from resnet_course.grading.journal import submission_key
+
+    notebook = submissions.notebook_with({})
+    heavy = next(cell for cell in notebook.cells if cell.cell_type == "code" and "nbgrader" not in cell.metadata)
+    heavy.outputs = [new_output("display_data", data={"image/png": "A" * 8_000_000})]
+    data = submissions.to_bytes(notebook)
+    folder = tmp_path / "ada" / paths.ASSIGNMENT
+    folder.mkdir(parents=True)
+    (folder / f"{paths.ASSIGNMENT}.ipynb").write_bytes(data)
+    (found,) = batch.find_submissions(tmp_path, paths.ASSIGNMENT, "settings")
+    assert len(found.notebook) < len(data) - 7_900_000 and b"AAAA" not in found.notebook
+    assert found.key == submission_key("ada", data, "settings", f"{paths.ASSIGNMENT}.ipynb")

@@ -41,7 +41,7 @@ from distributed.security import Security
 from resnet_course import paths
 from resnet_course.grading import gradebook as nbgrader_records, judge, sandbox
 from resnet_course.grading.journal import Journal, settings_digest, submission_key, to_record
-from resnet_course.grading.notebook import SubmissionNotFound, find_notebook
+from resnet_course.grading.notebook import SubmissionNotFound, find_notebook, markdown_text, without_outputs
 from resnet_course.grading.submission import (CellResult, Limits, SubmissionResult, feedback_notebook,
                                               grade_submission, load_material)
 
@@ -113,8 +113,9 @@ def find_submissions(submissions_dir, assignment, settings):
                                     not_found=str(error)))
             continue
         notebook = path.read_bytes()
-        found.append(Submission(student, folder, notebook, submission_key(student, notebook, settings, path.name),
-                                note))
+        # the key is the file's; a worker gets it without the student's saved outputs (notebook.without_outputs)
+        found.append(Submission(student, folder, without_outputs(notebook),
+                                submission_key(student, notebook, settings, path.name), note))
     return found
 
 
@@ -129,7 +130,7 @@ def with_note(result, note):
     if note is None:
         return result
     notebook = nbformat.reads(result.feedback_notebook, as_version=4)
-    notebook.cells.insert(0, nbformat.v4.new_markdown_cell(f"**Grading note:** {note}"))
+    notebook.cells.insert(0, nbformat.v4.new_markdown_cell(f"**Grading note:** {markdown_text(note)}"))
     return replace(result, feedback_notebook=nbformat.writes(notebook))
 
 

@@ -22,6 +22,7 @@ from traitlets.config.loader import PyFileConfigLoader
 
 from resnet_course.atomic import atomic_output
 from resnet_course.grading.journal import cells_of
+from resnet_course.grading.notebook import markdown_text
 from resnet_course.paths import COURSE_ID
 
 TIMESTAMP_FILE = "timestamp.txt"
@@ -114,7 +115,10 @@ def record_result(gradebook, material, record, timestamp=None, late=None):
         grade.needs_manual_grade = False
     comments = solution_comments(material, record)
     for solution in material.solutions:
-        gradebook.find_comment(solution, notebook, assignment, student).auto_comment = comments.get(solution)
+        # nbgrader renders comments as Markdown (feedback's "Comments"): the messages quote student text
+        comment = comments.get(solution)
+        gradebook.find_comment(solution, notebook, assignment, student).auto_comment = (
+            None if comment is None else markdown_text(comment))
     gradebook.db.commit()
     if late is None:
         return None
@@ -143,18 +147,24 @@ def timestamp_of(submission_dir):
 
 
 def nbgrader_clean(feedback_notebook, material):
-    """The feedback notebook with nbgrader metadata only on the assignment's own cells, once each.
+    """The feedback notebook with nbgrader metadata only on the assignment's own cells, once each, and
+    outputs only on the graded cells (grading's results).
 
     nbgrader's feedback looks up every cell marked as graded or as a solution in the gradebook; a
-    student's copied or invented cell metadata would make it fail, so such cells lose the marks.
+    student's copied or invented cell metadata would make it fail, so such cells lose the marks. Any
+    other output is one the student saved (the workers get notebooks without them: this is the last
+    guard): formgrader would show it as grading's and render its HTML in the instructor's browser.
     """
     notebook = nbformat.reads(feedback_notebook, as_version=4)
     known = set(material.solutions) | {graded.grade_id for graded in material.graded}
+    graded_ids = {graded.grade_id for graded in material.graded}
     seen = set()
     for cell in notebook.cells:
         grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
         if "nbgrader" in cell.metadata and (grade_id not in known or grade_id in seen):
             del cell.metadata["nbgrader"]
+        if cell.cell_type == "code" and (grade_id not in graded_ids or "nbgrader" not in cell.metadata):
+            cell.outputs, cell.execution_count = [], None
         seen.add(grade_id)
     return nbformat.writes(notebook)
 

@@ -11,6 +11,7 @@ grading had to decide (one line each, for the feedback).
 """
 import difflib
 import functools
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +24,9 @@ PACKAGES_CELL = "packages"
 HIDDEN_BEGIN = "### BEGIN HIDDEN TESTS"
 LOCKED_SIMILARITY = 0.9  # a metadata-less cell this close to a locked cell's text is that cell (not run)
 LOCKED_FIRST_LINE = 30  # or one that starts with the same line of at least this many characters
+# What Markdown could turn into HTML, a link (":" of a bare URL), an image or math: escaped with a
+# backslash (CommonMark allows one before any ASCII punctuation), so the text renders as itself
+_MARKDOWN_ACTIVE = re.compile(r"([\\`\[\]<>&$!*_:])")
 
 
 class SubmissionNotFound(Exception):
@@ -125,6 +129,34 @@ def find_notebook(folder, assignment):
     names = ", ".join(repr(path.name) for path in found[:10]) + (", ..." if len(found) > 10 else "")
     raise SubmissionNotFound(f"no {expected.name} and {len(found)} other notebooks in the submission folder "
                              f"({names}): rename the one to grade {expected.name}")
+
+
+def markdown_text(text):
+    """`text` as Markdown that renders as exactly that text: no HTML, link, image or math of its own.
+
+    What grading writes into a Markdown cell or an nbgrader comment (notes, reasons, the judge's
+    messages) quotes what the student wrote (error texts, file and layer names); formgrader and the
+    feedback render it as Markdown in the instructor's and the class's browser.
+    """
+    return _MARKDOWN_ACTIVE.sub(r"\\\1", str(text))
+
+
+def without_outputs(data):
+    """The notebook's bytes with every code cell's outputs and execution count cleared, as `nbgrader
+    autograde` clears them before it runs a notebook: what a student saved is never shown as grading's
+    (its HTML would run in formgrader's page) nor carried to a worker (old outputs can be most of a
+    file). Bytes that are not a readable notebook are returned unchanged (grading gives the reason)."""
+    try:
+        notebook = parse_notebook(data)
+    except InvalidNotebook:
+        return data
+    for cell in notebook.cells:
+        if isinstance(cell, dict) and cell.get("cell_type") == "code":
+            cell["outputs"], cell["execution_count"] = [], None
+    try:
+        return nbformat.writes(notebook).encode()
+    except Exception:  # noqa: BLE001 - a structure nbformat cannot write back: grading reads it as sent
+        return data
 
 
 def parse_notebook(data):

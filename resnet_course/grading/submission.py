@@ -25,7 +25,8 @@ import nbformat
 
 from resnet_course import paths
 from resnet_course.grading import judge, sandbox
-from resnet_course.grading.notebook import InvalidNotebook, parse_notebook, student_code  # noqa: F401 (re-exported)
+from resnet_course.grading.notebook import (InvalidNotebook, markdown_text, parse_notebook,  # noqa: F401 (re-exported)
+                                            student_code)
 from resnet_course.grading.sandbox import SANDBOX_DIR, Sandbox
 
 HIDDEN_BEGIN = "### BEGIN HIDDEN TESTS"
@@ -542,7 +543,9 @@ def feedback_notebook(notebook, material, cells, reason, notes=()):
             placed.add(grade_id)
     kept += [_feedback_cell(graded, results[grade_id]) for grade_id, graded in graded_cells.items()
              if grade_id not in placed]
-    head = ([f"**Grading:** {reason}"] if reason else []) + [f"**Grading note:** {note}" for note in notes]
+    # as escaped Markdown: reasons and notes quote the student's own text (error texts, names)
+    head = (([f"**Grading:** {markdown_text(reason)}"] if reason else [])
+            + [f"**Grading note:** {markdown_text(note)}" for note in notes])
     if head:
         kept.insert(0, nbformat.v4.new_markdown_cell("\n\n".join(head)))
     notebook.cells = kept
