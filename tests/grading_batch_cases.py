@@ -123,6 +123,7 @@ def batch_cases(source_notebook, other_submission, gradebook, listener, limits):
             f"the sandbox's writable space, {limits.disk_bytes / 2**20:g} MiB, is full"))),
     }
     cases = {**other_cases("grading_cases_trust", "trust_cases"), **other_cases("grading_cases_jupyter", "jupyter_cases")}
+    cases.update(other_cases("grading_cases_judge", "judge_cases"))
     clash = sorted(set(cases) & set(own))
     assert not clash, f"students named twice in the batch: {clash}"
     return {**own, **cases}
