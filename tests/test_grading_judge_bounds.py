@@ -99,13 +99,21 @@ def test_the_hidden_only_lattice_fails_its_hidden_check_quickly(exercises):
 # The bounded judge: a forked child of the judge host, under a wall clock and a memory limit
 # ---------------------------------------------------------------------------------------------
 
-def sleeper(item, mark):
-    """A stand-in judging step for the host (imported there by name): marks its phase, then sleeps."""
+def spinner(item, mark):
+    """A stand-in judging step for the host (imported there by name): marks its phase, then computes
+    for `seconds` of CPU time."""
     seconds, phase = item
     if phase:
         mark(phase)
-    time.sleep(seconds)
-    return f"slept {seconds}"
+    started = time.process_time()
+    while time.process_time() - started < seconds:
+        pass
+    return f"spun {seconds}"
+
+
+def sleeper(item, mark):
+    time.sleep(item)
+    return "slept"
 
 
 def allocator(item, mark):
@@ -133,12 +141,12 @@ def by_name(function):
 @pytest.mark.timeout(300)
 def test_an_overrun_is_reported_per_item_and_the_next_items_are_judged():
     started = time.monotonic()
-    outcomes = bounded.run(by_name(sleeper), [(0, None), (600, "hidden"), (0, None)], seconds=3,
+    outcomes = bounded.run(by_name(spinner), [(0, None), (600, "hidden"), (0, None)], seconds=3,
                            memory_bytes=2**30)
-    assert time.monotonic() - started < 120  # not the 600 s the second item asked for
-    assert outcomes[0] == bounded.Outcome("slept 0")
+    assert time.monotonic() - started < 150  # not the 600 s the second item asked for
+    assert outcomes[0] == bounded.Outcome("spun 0")
     assert outcomes[1].overrun == "time" and outcomes[1].phase == "hidden"
-    assert outcomes[2] == bounded.Outcome("slept 0")
+    assert outcomes[2] == bounded.Outcome("spun 0")
 
 
 @pytest.mark.timeout(300)
@@ -150,10 +158,12 @@ def test_a_memory_overrun_is_reported_as_such():
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("function, text", [(raiser, "ValueError: the check machinery itself is broken"),
-                                            (dier, "exit code 3")])
+                                            (dier, "exit code 3"), (sleeper, "no result for 5 s")])
 def test_a_judge_that_fails_by_itself_is_a_fault_not_an_overrun(function, text):
+    """Also a judge that waits without computing (stuck, or starved by the machine's load): its wall
+    clock ends it, as the machine's fault, not the student's."""
     with pytest.raises(bounded.JudgeFault, match=text):
-        bounded.run(by_name(function), [1], seconds=60, memory_bytes=2**30)
+        bounded.run(by_name(function), [600], seconds=60, memory_bytes=2**30, wall_seconds=5)
 
 
 @pytest.mark.timeout(300)
@@ -166,7 +176,7 @@ def test_an_overrun_is_the_students_reason_or_only_a_failed_hidden_check(exercis
     # Judging the reference takes well over 10 ms: the public phase overruns and says so
     verdicts = judge.bounded_verdicts([exercise], public, hidden, seconds=0.01, memory_bytes=2**30)
     message = verdicts[exercise.grade_id].public
-    assert message.startswith("the checks could not finish on your model: ") and "0.01 s" in message
+    assert message.startswith("the checks could not finish on your model: ") and "0.01 s of CPU time" in message
     # An overrun after the hidden phase began says nothing more than a failed hidden check
     outcome = bounded.Outcome(None, overrun="time", phase="hidden")
     assert judge.verdict_of(outcome, 5, 2**30) == judge.Verdict(None, judge.HIDDEN_FAILED)
@@ -231,6 +241,8 @@ def test_the_progress_names_a_submission_slower_than_its_limits(tmp_path, monkey
 
     monkeypatch.setattr(batch, "SLOW_MARGIN_SECONDS", 0.0)
     monkeypatch.setattr(batch, "SLOW_WATCH_SECONDS", 1.0)
+    monkeypatch.setattr(bounded, "WALL_MIN_SECONDS", 0.0)  # the judge's wall clock: its CPU time's, once
+    monkeypatch.setattr(bounded, "WALL_FACTOR", 1.0)
     limits = submission.Limits(cell_seconds=0.1, wall_seconds=2, judge_seconds=0.5)  # at most 3.5 s each
     course = make_course(tmp_path / "course")
     for student in ("quick", "slow"):

@@ -25,7 +25,7 @@ import nbformat
 from distributed import Client, LocalCluster, as_completed
 
 from resnet_course import paths
-from resnet_course.grading import gradebook as nbgrader_records, judge, sandbox
+from resnet_course.grading import bounded, gradebook as nbgrader_records, judge, sandbox
 from resnet_course.grading.journal import Journal, settings_digest, submission_key, to_record
 from resnet_course.grading.notebook import (InvalidNotebook, SubmissionNotFound, find_notebook, parse_notebook,
                                             student_code)
@@ -100,10 +100,10 @@ def grade_task(grade, student, notebook, material, limits, note):
 
 def time_bounds(submissions, material, limits):
     """{student: the seconds grading their submission may take by the limits}: its sandboxed run (for its
-    cells and the checks' calls) and the judge's time per graded cell, plus SLOW_MARGIN_SECONDS."""
+    cells and the checks' calls) and the judge's wall clock per graded cell, plus SLOW_MARGIN_SECONDS."""
     exercises = judge.exercises(material)
     calls = sum(len(judge.calls(e, e.public_cases)) + len(judge.calls(e, e.hidden_cases)) for e in exercises)
-    judging = limits.judge_limits()[0] * len(exercises) + SLOW_MARGIN_SECONDS
+    judging = bounded.wall_limit(limits.judge_limits()[0]) * len(exercises) + SLOW_MARGIN_SECONDS
     bounds = {}
     for submission in submissions:
         try:

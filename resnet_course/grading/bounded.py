@@ -10,13 +10,16 @@ that has run TensorFlow operations cannot fork safely: the child would wait fore
 thread pools) and pays no import. One host per process that calls `run` (each Dask worker); it ends
 with that process (its stdin closes; the kernel's parent-death signal too).
 
-Each item has `seconds` of wall clock (from the previous item's result); the child may allocate
-`memory_bytes` beyond what it shares with the host: a cgroup v1 memory limit where this process may
-make cgroups (the sandbox's own machinery, `sandbox.Cgroups`), else the host measures the child's
-private resident memory every 50 ms and kills it past the limit. An item that overruns gets an
-`Outcome` with `overrun` "time" or "memory" and the last `phase` its function marked (`mark(phase)`),
-and the items after it are run in a new child. Anything else that stops the child (an exception of
-`function`, a crash, a host that does not answer) raises JudgeFault: not the student's doing.
+Each item has `seconds` of CPU time (all its threads, from the previous item's result): a limit that
+the machine's load does not change, so a correct model is never cut short on a busy machine. The
+child may allocate `memory_bytes` beyond what it shares with the host: a cgroup v1 memory limit
+where this process may make cgroups (the sandbox's own machinery, `sandbox.Cgroups`), else the host
+measures the child's private resident memory every 50 ms and kills it past the limit. An item that
+overruns gets an `Outcome` with `overrun` "time" or "memory" and the last `phase` its function marked
+(`mark(phase)`), and the items after it are run in a new child. Anything else that stops the child
+(an exception of `function`, a crash, a host that does not answer, an item without a result for a
+wall clock of ten times its CPU time that did not use that CPU time: a stuck or starved judge)
+raises JudgeFault: not the student's doing.
 
 The channel is frames: one kind byte, a 4-byte length, a pickle. The child writes them to a pipe of
 its own; the host forwards only whole frames, so a child killed mid-write never garbles the channel.
@@ -35,7 +38,8 @@ import time
 from dataclasses import dataclass
 
 READY, RESULT, MARK, ERROR, EXIT = b"S", b"R", b"M", b"E", b"X"
-POLL_SECONDS = 0.05  # how often the host looks at the child's memory and clock
+POLL_SECONDS = 0.05  # how often the host looks at the child's memory and clocks
+WALL_FACTOR, WALL_MIN_SECONDS = 10.0, 120.0  # an item's wall clock: its CPU time's tenfold, at least 2 minutes
 START_SECONDS = 300.0  # the host's imports (Keras, TensorFlow), on a loaded machine
 HOST_MARGIN_SECONDS = 60.0  # beyond an item's limit, before the host itself is taken for hung
 _HEADER = struct.Struct("!cI")
@@ -141,11 +145,22 @@ def _child(write_fd, function, items, cgroups):
         os._exit(0)
 
 
-def _relay(read_fd, pid, seconds, memory_bytes, cgroups, out_fd):
-    """In the host: forwards the child's whole frames to `out_fd`, kills the child at an item's time or
-    (without cgroups) memory limit, or when the host's own parent is gone; returns the EXIT frame's payload."""
+def _cpu_seconds(pid):
+    """CPU time (user and system, all threads) a process has used, in seconds (0 if it is gone)."""
+    try:
+        stat = open(f"/proc/{pid}/stat").read()
+        fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) ": field 3 is index 0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def _relay(read_fd, pid, seconds, wall_seconds, memory_bytes, cgroups, out_fd):
+    """In the host: forwards the child's whole frames to `out_fd`; kills the child when an item has used
+    `seconds` of CPU ("time"), made no result for `wall_seconds` ("stalled"), or (without cgroups) gone
+    past the memory limit, or when the host's own parent is gone; returns the EXIT frame's payload."""
     parent = os.getppid()
-    deadline = time.monotonic() + seconds
+    deadline, item_cpu = time.monotonic() + wall_seconds, 0.0
     buffer, killed, baseline = b"", None, _private_bytes(pid)
     while True:
         ready = select.select([read_fd], [], [], POLL_SECONDS)[0]
@@ -161,9 +176,11 @@ def _relay(read_fd, pid, seconds, memory_bytes, cgroups, out_fd):
                 _write_all(out_fd, buffer[:_HEADER.size + size])
                 buffer = buffer[_HEADER.size + size:]
                 if kind == RESULT:
-                    deadline = time.monotonic() + seconds
-        if killed is None and time.monotonic() > deadline:
+                    deadline, item_cpu = time.monotonic() + wall_seconds, _cpu_seconds(pid)
+        if killed is None and _cpu_seconds(pid) - item_cpu > seconds:
             killed = "time"
+        elif killed is None and time.monotonic() > deadline:
+            killed = "stalled"
         elif killed is None and cgroups is None and _private_bytes(pid) - baseline > memory_bytes:
             killed = "memory"
         elif killed is None and os.getppid() != parent:  # the caller died: nobody waits for the result
@@ -201,7 +218,7 @@ def host_main():
         job = _read_frame(channel_in)
         if job is None:
             return
-        name, items, seconds, memory_bytes = job[1]
+        name, items, seconds, wall_seconds, memory_bytes = job[1]
         function = _resolve(name)
         cgroups = sandbox.Cgroups.create(memory_bytes, 2**15)  # threads count as pids: TensorFlow starts many
         read_fd, write_fd = os.pipe()
@@ -213,7 +230,7 @@ def host_main():
             _child(write_fd, function, items, cgroups)
         os.close(write_fd)
         try:
-            status = _relay(read_fd, pid, seconds, memory_bytes, cgroups, channel_out)
+            status = _relay(read_fd, pid, seconds, wall_seconds, memory_bytes, cgroups, channel_out)
         finally:
             os.close(read_fd)
             if cgroups is not None:
@@ -291,25 +308,32 @@ def start_host():
         return _host
 
 
-def run(function, items, seconds, memory_bytes):
+def wall_limit(seconds):
+    """The wall clock an item with `seconds` of CPU time has before it is taken for stalled."""
+    return max(WALL_MIN_SECONDS, WALL_FACTOR * seconds)
+
+
+def run(function, items, seconds, memory_bytes, wall_seconds=None):
     """[Outcome per item] of `function(item, mark)` ("module:name", importable in the host) run in a
-    child of the judge host, each item with `seconds` of wall clock and the child with `memory_bytes`
+    child of the judge host, each item with `seconds` of CPU time and the child with `memory_bytes`
     of memory of its own; the items after an overrun run in a new child. JudgeFault for anything
-    that is not an overrun (see the module doc)."""
+    that is not an overrun (see the module doc), also for an item that makes no result within
+    `wall_seconds` (default `wall_limit(seconds)`) without using its CPU time: a stuck or starved judge."""
     outcomes, items = [], list(items)
+    wall_seconds = wall_limit(seconds) if wall_seconds is None else wall_seconds
     with _job_lock:  # one job at a time on the host's channel
         while len(outcomes) < len(items):
-            outcomes += _run_part(function, items, len(outcomes), seconds, memory_bytes)
+            outcomes += _run_part(function, items, len(outcomes), seconds, wall_seconds, memory_bytes)
     return outcomes
 
 
-def _run_part(function, items, start, seconds, memory_bytes):
+def _run_part(function, items, start, seconds, wall_seconds, memory_bytes):
     """The Outcomes of items[start:] up to and including the first overrun, from one child."""
     host = start_host()
-    host.send((function, items[start:], float(seconds), int(memory_bytes)))
+    host.send((function, items[start:], float(seconds), float(wall_seconds), int(memory_bytes)))
     phases, results, failure = {}, {}, None
     while True:
-        kind, payload = host.receive(time.monotonic() + seconds + HOST_MARGIN_SECONDS)
+        kind, payload = host.receive(time.monotonic() + wall_seconds + HOST_MARGIN_SECONDS)
         if kind == MARK:
             phases[payload[0]] = payload[1]
         elif kind == RESULT:
@@ -320,6 +344,9 @@ def _run_part(function, items, start, seconds, memory_bytes):
             status = payload
             break
     outcomes = [Outcome(results[i]) for i in range(len(results))]
+    if status["overrun"] == "stalled":
+        raise JudgeFault(f"the judge made no result for {wall_seconds:g} s without using its {seconds:g} s of CPU "
+                         "time: the machine is overloaded or the judge is stuck")
     overrun = status["overrun"] or (failure[0] if failure and failure[0] == "memory" else None)
     if overrun is not None:
         return outcomes + [Outcome(None, overrun, phases.get(len(results)))]

@@ -1,7 +1,7 @@
 """The judge: turns what the producer sent (data) into verdicts, without running any student code.
 
 It runs outside the sandbox: `bounded_verdicts` judges a submission in a child process of the worker's
-judge host, under a wall-clock and a memory limit (bounded.py; `judge` itself is the same work in the
+judge host, under a CPU-time and a memory limit (bounded.py; `judge` itself is the same work in the
 calling process). For each graded exercise it asks the producer (producer.py, in the
 sandbox) for the calls the checks will make (`calls`), receives one artefact per call, validates
 each model config (`validate`: size, depth, only Keras's own layer, initializer and op classes, the
@@ -609,14 +609,14 @@ def verdict_of(outcome, seconds, memory_bytes):
         return outcome.value
     if outcome.phase == "hidden":
         return Verdict(None, HIDDEN_FAILED)
-    what = (f"they ran past the judge's limit of {seconds:g} s" if outcome.overrun == "time"
+    what = (f"they used more than the judge's {seconds:g} s of CPU time" if outcome.overrun == "time"
             else f"they needed more than the judge's {memory_bytes / 2**30:g} GiB of memory")
     return Verdict(f"{COULD_NOT_FINISH}{what}. Build it from the layers the exercise describes.", None)
 
 
 def bounded_verdicts(exercises, public, hidden, seconds, memory_bytes):
     """{grade_id: Verdict} of each exercise on the artefacts ({call key: artefact} of each phase), judged
-    in a child of this process's judge host: `seconds` of wall clock per exercise, `memory_bytes` of
+    in a child of this process's judge host: `seconds` of CPU time per exercise, `memory_bytes` of
     memory of its own (see bounded.run). bounded.JudgeFault when the judge fails by itself."""
     items = []
     for exercise in exercises:

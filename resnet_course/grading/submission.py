@@ -55,7 +55,7 @@ class Limits:
     longer is interrupted, the next cells run); `wall_seconds`: the whole sandboxed run, None to derive
     it from cell_seconds (`run_seconds`); memory and processes of the sandbox; `disk_bytes`: the size of
     each of its writable tmpfs (its working folder and /tmp). The judge, in a process of its own, has
-    `judge_seconds` per graded cell (None: twice a cell's limit) and `judge_memory_bytes` (None: the
+    `judge_seconds` of CPU time per graded cell (None: twice a cell's limit) and `judge_memory_bytes` (None: the
     sandbox's memory_bytes, at least JUDGE_MIN_MEMORY_BYTES) beyond what it shares with its host
     (see bounded.py)."""
     cell_seconds: float = 60.0
@@ -67,7 +67,7 @@ class Limits:
     judge_memory_bytes: int | None = None
 
     def judge_limits(self):
-        """(seconds per graded cell, memory in bytes) of the judge."""
+        """(CPU seconds per graded cell, memory in bytes) of the judge."""
         return (float(self.judge_seconds) if self.judge_seconds is not None else 2 * self.cell_seconds,
                 int(self.judge_memory_bytes) if self.judge_memory_bytes is not None
                 else max(self.memory_bytes, JUDGE_MIN_MEMORY_BYTES))
