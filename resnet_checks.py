@@ -26,6 +26,9 @@ RESET = "\033[0m"
 # Outputs must match the expected values to within |got - expected| <= ATOL + RTOL * |expected|.
 RTOL = 1e-5
 ATOL = 1e-4
+# The most layer calls the checks read in one model: far above a residual block's (about 10) and
+# ResNet50's (about 180), and it bounds the checks' work on whatever a function builds.
+MAX_LAYER_CALLS = 2000
 
 
 class CheckFailed(AssertionError):
@@ -220,20 +223,28 @@ def _tensor_keys(layers):
 
 def _layer_graph(context, model):
     """The model's LayerGraph; a CheckFailed if Keras cannot describe the model (e.g. a layer of the
-    learner's own class without get_config)."""
+    learner's own class without get_config) or it has more than MAX_LAYER_CALLS layer calls."""
     try:
-        return LayerGraph(model)
+        graph = LayerGraph(model)
     except Exception as error:  # noqa: BLE001  (whatever get_config of the learner's layers raises)
         _fail(context, f"the checks cannot read the layers you built: keras.Model.get_config() raised "
                        f"{type(error).__name__}: {str(error).strip()[:300]}. Build it from the Keras layers "
                        "the notebook imports.")
+    if len(graph.calls) > MAX_LAYER_CALLS:
+        _fail(context, f"it is made of {len(graph.calls):,} layer calls, more than the {MAX_LAYER_CALLS:,} layer "
+                       "calls the checks read (a residual block has about 10, ResNet50 about 180): build it "
+                       "from the layers the exercise describes.")
+    return graph
 
 
 class LayerGraph:
     """Every layer call of a functional model, read from ``model.get_config()``: Keras's public,
     saved description of the graph, which names each call's input tensors as (layer, call, output)
     and keeps its keyword arguments (e.g. ``training``). Unlike ``layer.input`` / ``layer.output``
-    it also sees the second call of a layer used twice (e.g. one ReLU() applied after each BN)."""
+    it also sees the second call of a layer used twice (e.g. one ReLU() applied after each BN).
+
+    Walking it costs time linear in the number of layer calls (times a bit set of that many bits per
+    merge): each tensor's ancestors are computed once, as a bit set, and a trace visits each tensor once."""
 
     def __init__(self, model):
         config = model.get_config()
@@ -252,38 +263,104 @@ class LayerGraph:
         (self.input,) = _tensor_keys(config["input_layers"])
         (self.output,) = _tensor_keys(config["output_layers"])
         self.shapes[self.output] = tuple(model.outputs[0].shape[1:])
+        self._bits = None
+
+    def _topological(self):
+        """Every tensor key the output is computed from, each after its inputs (no recursion: a deep
+        chain of layers must not reach Python's recursion limit)."""
+        order, done = [], set()
+        for root in [self.output, *self.calls]:
+            self._visit_inputs_first(root, order, done)
+        return order
+
+    def _visit_inputs_first(self, root, order, done):
+        stack = [(root, False)]
+        while stack:
+            key, expanded = stack.pop()
+            if key in done:
+                continue
+            if expanded:
+                done.add(key)
+                order.append(key)
+                continue
+            stack.append((key, True))
+            stack.extend((k, False) for k in reversed(self.calls[key][1] if key in self.calls else ()) if k not in done)
+
+    def _ancestor_bits(self):
+        """{key: int} bit sets of each key's ancestors (itself included) and the key of each bit. Bits
+        are numbered by ancestor count, so a set's highest bit is its key with the most ancestors (a
+        proper ancestor always has fewer): the fork of a merge is one bit operation away."""
+        if self._bits is None:
+            order = self._topological()
+
+            def bit_sets(position):
+                sets = {}
+                for key in order:
+                    value = 1 << position[key]
+                    for k in (self.calls[key][1] if key in self.calls else ()):
+                        value |= sets[k]
+                    sets[key] = value
+                return sets
+
+            first = bit_sets({key: i for i, key in enumerate(order)})
+            ranked = sorted(range(len(order)), key=lambda i: (bin(first[order[i]]).count("1"), i))
+            keys = [order[i] for i in ranked]
+            self._bits = (bit_sets({key: i for i, key in enumerate(keys)}), keys)
+        return self._bits
 
     def ancestors(self, key):
         """The tensor and every tensor it was computed from."""
-        seen, stack = set(), [key]
-        while stack:
-            key = stack.pop()
-            if key not in seen:
-                seen.add(key)
-                stack.extend(self.calls[key][1] if key in self.calls else ())
-        return seen
+        bits, keys = self._ancestor_bits()
+        value = bits.get(key, 0)
+        return {keys[i] for i in range(value.bit_length()) if value >> i & 1} or {key}
+
+    def _fork(self, inputs):
+        """The common ancestor of a merge's inputs closest to the merge (the one with most ancestors), or None."""
+        bits, keys = self._ancestor_bits()
+        common = bits.get(inputs[0], 0)
+        for key in inputs[1:]:
+            common &= bits.get(key, 0)
+        return keys[common.bit_length() - 1] if common else None
 
     def trace(self, key=None, stop=None):
         """The Steps from ``stop`` (exclusive; default the input) to ``key`` (default the output),
-        merges holding their branches."""
-        key, stop = key or self.output, stop or self.input
-        steps = []
-        while key != stop and key in self.calls:
-            op, inputs, kwargs = self.calls[key]
-            if len(inputs) == 1:
-                steps.append(Step(op, kwargs, self.shapes[key]))
-                key = inputs[0]
-                continue
-            ancestor_sets = [self.ancestors(k) for k in inputs]
-            common = set(ancestor_sets[0]).intersection(*ancestor_sets[1:])
-            if not common:
-                break
-            # The fork is the common ancestor closest to the merge: it has the most ancestors.
-            fork = max(common, key=lambda k: len(self.ancestors(k)))
-            steps.append(Step(op, kwargs, self.shapes[key], [self.trace(k, fork) for k in inputs]))
-            key = fork
-        steps.reverse()
-        return steps
+        merges holding their branches (the Steps from the merge's fork to each of its inputs).
+
+        Each tensor is visited at most once: the outer path is walked first, then each merge's branches
+        (breadth first); a branch that reaches a tensor already walked ends there. In a block or a
+        ResNet50, whose branches never share a layer, that changes nothing; in a graph whose merges
+        share their branches (a lattice of Adds) it keeps the walk linear instead of exponential."""
+        visited = set()
+        top = []
+        pending = [(key or self.output, stop or self.input, top)]
+        while pending:
+            key, stop, steps = pending.pop(0)
+            while key != stop and key in self.calls and key not in visited:
+                visited.add(key)
+                op, inputs, kwargs = self.calls[key]
+                if len(inputs) == 1:
+                    steps.append(Step(op, kwargs, self.shapes[key]))
+                    key = inputs[0]
+                    continue
+                fork = self._fork(inputs)
+                if fork is None:
+                    visited.discard(key)
+                    break
+                branches = [[] for _ in inputs]
+                steps.append(Step(op, kwargs, self.shapes[key], branches))
+                pending.extend((k, fork, branch) for k, branch in zip(inputs, branches))
+                key = fork
+        self._reverse(top)
+        return top
+
+    @staticmethod
+    def _reverse(steps):
+        """Puts the walked Steps (output first) in the model's order, branches too (no recursion)."""
+        stack = [steps]
+        while stack:
+            current = stack.pop()
+            current.reverse()
+            stack.extend(branch for step in current if step.branches is not None for branch in step.branches)
 
 
 def _activation_name(function):

@@ -125,6 +125,7 @@ def batch_cases(source_notebook, other_submission, gradebook, listener, limits):
     }
     cases = {**other_cases("grading_cases_trust", "trust_cases"), **other_cases("grading_cases_jupyter", "jupyter_cases"),
              **other_cases("grading_cases_limits", "limits_cases", limits)}
+    cases.update(other_cases("grading_cases_judge", "judge_cases"))
     clash = sorted(set(cases) & set(own))
     assert not clash, f"students named twice in the batch: {clash}"
     return {**own, **cases}

@@ -39,9 +39,10 @@ from distributed import Client, LocalCluster, as_completed
 from distributed.security import Security
 
 from resnet_course import paths
-from resnet_course.grading import gradebook as nbgrader_records, judge, sandbox
+from resnet_course.grading import bounded, gradebook as nbgrader_records, judge, sandbox
 from resnet_course.grading.journal import Journal, settings_digest, submission_key, to_record
-from resnet_course.grading.notebook import SubmissionNotFound, find_notebook, markdown_text, without_outputs
+from resnet_course.grading.notebook import (InvalidNotebook, SubmissionNotFound, find_notebook, markdown_text,
+                                            parse_notebook, student_code, without_outputs)
 from resnet_course.grading.submission import (CellResult, Limits, SubmissionResult, feedback_notebook,
                                               grade_submission, load_material)
 
@@ -134,9 +135,71 @@ def with_note(result, note):
     return replace(result, feedback_notebook=nbformat.writes(notebook))
 
 
+STARTED_TOPIC = "resnet-grading-started"  # a worker's event when it starts grading a submission
+SLOW_MARGIN_SECONDS = 120.0  # beyond a submission's limits before the progress names it as slow
+SLOW_WATCH_SECONDS = 10.0  # how often the client looks for slow submissions
+
+
 def grade_task(grade, student, notebook, material, limits, note):
-    """What a worker runs for one submission: the grading step, with the client's note in its feedback."""
+    """What a worker runs for one submission: the grading step, with the client's note in its feedback.
+    Announces its start (STARTED_TOPIC) so that the client can tell how long it has been running."""
+    try:
+        from distributed import get_worker
+
+        get_worker().log_event(STARTED_TOPIC, {"student": student})
+    except ValueError:  # not in a worker (called directly)
+        pass
     return with_note(grade(student, notebook, material, limits), note)
+
+
+def time_bounds(submissions, material, limits):
+    """{student: the seconds grading their submission may take by the limits}: its sandboxed run (for its
+    cells and the checks' calls) and the judge's wall clock per graded cell, plus SLOW_MARGIN_SECONDS."""
+    exercises = judge.exercises(material)
+    calls = sum(len(judge.calls(e, e.public_cases)) + len(judge.calls(e, e.hidden_cases)) for e in exercises)
+    judging = bounded.wall_limit(limits.judge_limits()[0]) * len(exercises) + SLOW_MARGIN_SECONDS
+    bounds = {}
+    for submission in submissions:
+        try:
+            cells = len(student_code(parse_notebook(submission.notebook), material).cells)
+        except (InvalidNotebook, ValueError):
+            cells = 0
+        bounds[submission.student] = limits.run_seconds(cells, calls) + judging
+    return bounds
+
+
+class SlowWatcher:
+    """A thread of the client that names, on the progress stream, each submission that has been grading
+    longer than its `bounds` ({student: seconds}, from time_bound) since its worker announced it:
+    once, as `still grading alice after 14 min 02 s, longer than its limits allow (9 min 30 s)`."""
+
+    def __init__(self, client, bounds, finished, progress):
+        self.client, self.bounds, self.finished, self.progress = client, bounds, finished, progress
+        self.started, self.named = {}, set()
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+        self.thread.start()
+
+    def _watch(self):
+        while not self.stopped.wait(SLOW_WATCH_SECONDS):
+            try:
+                events = self.client.get_events(STARTED_TOPIC)
+            except Exception:  # noqa: BLE001 - the cluster is closing: nothing left to watch
+                return
+            now = time.monotonic()
+            for _, message in events:
+                self.started.setdefault(message.get("student"), now)
+            for student, started in sorted(self.started.items(), key=lambda item: item[1]):
+                bound = self.bounds.get(student)
+                if bound is None or student in self.named or self.finished(student) or now - started <= bound:
+                    continue
+                self.named.add(student)
+                self.progress.note(f"still grading {student!r} after {_duration(now - started)}, longer than its "
+                                   f"limits allow ({_duration(bound)})")
+
+    def stop(self):
+        self.stopped.set()
+        self.thread.join()
 
 
 def fault_message(error):
@@ -262,6 +325,11 @@ class Progress:
             return "time left: estimating"
         rate = (time.monotonic() - self.started) / graded
         return f"about {_duration(rate * (self.total - done))} left"
+
+    def note(self, line):
+        """A line of its own between the progress lines (on a terminal: over the bar, redrawn at the next result)."""
+        self.stream.write(f"\r{line}\033[K\n" if self.in_place else f"{line}\n")
+        self.stream.flush()
 
     def show(self, done, zeros, errors=0):
         filled = self.WIDTH * done // max(self.total, 1)
@@ -451,6 +519,9 @@ def grade_folder(submissions_dir, course_dir=paths.INSTRUCTOR_DIR, scheduler=Non
             shared_material = client.scatter(material, broadcast=True)
             futures = {client.submit(grade_task, grade, s.student, s.notebook, shared_material, limits, s.note,
                                      key=f"grade-{s.key}", pure=False): s for s in todo}
+            watcher = SlowWatcher(client, time_bounds(todo, material, limits),
+                                  lambda student: student in records or student in errors, progress)
+            stack.callback(watcher.stop)
             for future in as_completed(futures):
                 submission = futures.pop(future)
                 try:

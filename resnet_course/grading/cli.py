@@ -66,9 +66,10 @@ def parse_args(argv=None):
     parser.add_argument("--workers", type=positive(int), help="local worker processes (default: one per core)")
     parser.add_argument("--timeout", type=positive(float), default=defaults.cell_seconds,
                         help="seconds per cell, as nbgrader's --ExecutePreprocessor.timeout: a cell that runs "
-                             "longer is interrupted (default: %(default)g)")
+                             "longer is interrupted; the judge has twice this in CPU time per graded cell (default: %(default)g)")
     parser.add_argument("--memory-gib", type=positive(float), default=defaults.memory_bytes / 2**30,
-                        help="memory limit per submission in GiB, its writable space included (default: %(default)g)")
+                        help="memory limit per submission in GiB, its writable space included; the judge's own "
+                             "process has as much, at least 2 (default: %(default)g)")
     parser.add_argument("--max-processes", type=positive(int), default=defaults.max_processes,
                         help="process limit per submission (default: %(default)d)")
     parser.add_argument("--disk-mib", type=positive(int), default=defaults.disk_bytes // 2**20,

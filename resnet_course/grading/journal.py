@@ -26,7 +26,7 @@ GRADING_DIR = Path(__file__).resolve().parent
 # The code that decides a result (what runs in the sandbox, which cells, the judge, the scores, the
 # sandbox's mounts); the client-side modules that only record results are not in it.
 CHECKS_SOURCES = tuple(GRADING_DIR / name for name in (
-    "producer.py", "kernel.py", "judge.py", "notebook.py", "submission.py", "sandbox.py")) + (
+    "producer.py", "kernel.py", "judge.py", "bounded.py", "notebook.py", "submission.py", "sandbox.py")) + (
     paths.ROOT / "resnet_checks.py",)
 
 

@@ -1,6 +1,8 @@
 """The judge: turns what the producer sent (data) into verdicts, without running any student code.
 
-It runs in the grader's process. For each graded exercise it asks the producer (producer.py, in the
+It runs outside the sandbox: `bounded_verdicts` judges a submission in a child process of the worker's
+judge host, under a CPU-time and a memory limit (bounded.py; `judge` itself is the same work in the
+calling process). For each graded exercise it asks the producer (producer.py, in the
 sandbox) for the calls the checks will make (`calls`), receives one artefact per call, validates
 each model config (`validate`: size, depth, only Keras's own layer, initializer and op classes, the
 checks' FixedInitializer; a Lambda, a custom class or a `module` outside Keras is refused and never
@@ -22,6 +24,7 @@ import re
 import traceback
 from dataclasses import dataclass
 
+from resnet_course.grading import bounded
 from resnet_course.learner import tf_environment
 
 # The checks' expected values were computed with these TensorFlow settings (make expected); they must be
@@ -30,6 +33,7 @@ tf_environment.apply_defaults()
 
 PASSED = "All tests passed!"
 HIDDEN_FAILED = "Failed the hidden tests."
+COULD_NOT_FINISH = "the checks could not finish on your model: "
 MAX_DEPTH = 64  # nesting of a model config (ResNet50's is about 12)
 MAX_OBJECTS = 20_000  # serialized objects (layers, initializers, tensors...) in one config
 MAX_PARAMS = 100_000_000  # parameters of a rebuilt model (ResNet50: 23.6 M)
@@ -211,9 +215,26 @@ def _class_problem(value):
         return ("it uses a Lambda layer, whose code grading does not run: build it from Keras layers "
                 "(Conv2D, BatchNormalization, Activation, Add, ...)")
     if (module, name) in _ALLOWED:
-        return None
+        return _initializer_problem(value) if module == "keras.initializers" else None
     return (f"it uses {module}.{name}, a class grading does not load: build it from the Keras layers the "
             "notebook imports")
+
+
+def _initializer_problem(value):
+    """None when an initializer's settings are single numbers (or names), else why not: a Constant of an
+    array, or any initializer setting that is a list, would carry the producer's numbers into the
+    weights the judge makes."""
+    config = value.get("config")
+    settings = config.values() if isinstance(config, dict) else [config]
+    if value.get("class_name") == "Constant":
+        number = config.get("value") if isinstance(config, dict) else None
+        if not isinstance(number, (int, float)) or isinstance(number, bool):
+            return ("its Constant initializer holds more than one number: grading loads a Constant initializer "
+                    "of one number only (e.g. Constant(1.0))")
+    if not all(isinstance(setting, (int, float, str, bool, type(None))) for setting in settings):
+        return (f"its {value.get('class_name')} initializer has a setting that is not one number or name: "
+                "grading loads initializers of single-number settings only")
+    return None
 
 
 def _without_compile_config(value):
@@ -516,15 +537,21 @@ def _context(exercise, case):
     return f"{exercise.function}({args(dict(case['args']))})"
 
 
-def warm_up():
-    """Imports what judging needs (Keras with TensorFlow, the checks and their cases) in this process,
-    so that a Dask worker does it once while the cluster starts rather than in its first submission's
-    grading step. Returns whether the imports worked (if not, the grading step reports why)."""
+def warm_up(start_host=True):
+    """Makes judging ready in this process, so that a Dask worker does it once while the cluster
+    starts rather than in its first submission's grading step: imports the cases and starts this
+    process's judge host (bounded.start_host), which imports Keras with TensorFlow and the checks
+    (`start_host=False`: the host itself, which imports them). Returns whether that worked (if not,
+    the grading step reports why)."""
     try:
         # TensorFlow's C++ start-up lines (absl, oneDNN) would be printed once per worker on the grader's terminal
         tf_environment.import_tensorflow_quietly()
         import check_cases  # noqa: F401
-        import resnet_checks  # noqa: F401
+        if start_host:
+            bounded.start_host()
+        else:
+            import keras  # noqa: F401
+            import resnet_checks  # noqa: F401
     except Exception:  # noqa: BLE001 - the first grading step meets the same error and makes it a GradingFault
         return False
     return True
@@ -552,3 +579,52 @@ def judge(exercise, cases, artefacts):
         except Exception as error:  # noqa: BLE001 - Keras refused to run the rebuilt model on the check's input
             return failure_message(error, _context(exercise, case))
     return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Judging under limits: each submission's verdicts come from a killable child process (bounded.py)
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Verdict:
+    """An exercise's verdict: the public message (None: its public cases pass) and the hidden one
+    (None: its hidden cases pass or were not judged; else HIDDEN_FAILED)."""
+    public: str | None
+    hidden: str | None
+
+
+def verdict(item, mark):
+    """The Verdict of (exercise, public artefacts, hidden artefacts): its public cases, then, if they
+    pass, its hidden ones (after mark("hidden"), so that an overrun from then on says nothing more)."""
+    exercise, public, hidden = item
+    message = judge(exercise, exercise.public_cases, public)
+    if message is not None or not exercise.hidden_cases:
+        return Verdict(message, None)
+    mark("hidden")
+    return Verdict(None, None if judge(exercise, exercise.hidden_cases, hidden) is None else HIDDEN_FAILED)
+
+
+def verdict_of(outcome, seconds, memory_bytes):
+    """The Verdict an Outcome of `verdict` stands for: its value, or for an overrun the student's reason
+    in the public phase and only HIDDEN_FAILED in the hidden phase."""
+    if outcome.overrun is None:
+        return outcome.value
+    if outcome.phase == "hidden":
+        return Verdict(None, HIDDEN_FAILED)
+    what = (f"they used more than the judge's {seconds:g} s of CPU time" if outcome.overrun == "time"
+            else f"they needed more than the judge's {memory_bytes / 2**30:g} GiB of memory")
+    return Verdict(f"{COULD_NOT_FINISH}{what}. Build it from the layers the exercise describes.", None)
+
+
+def bounded_verdicts(exercises, public, hidden, seconds, memory_bytes):
+    """{grade_id: Verdict} of each exercise on the artefacts ({call key: artefact} of each phase), judged
+    in a child of this process's judge host: `seconds` of CPU time per exercise, `memory_bytes` of
+    memory of its own (see bounded.run). bounded.JudgeFault when the judge fails by itself."""
+    items = []
+    for exercise in exercises:
+        mine = [{key: artefacts[key] for key in calls(exercise, cases) if key in artefacts}
+                for artefacts, cases in ((public, exercise.public_cases), (hidden, exercise.hidden_cases))]
+        items.append((exercise, *mine))
+    outcomes = bounded.run(f"{__name__}:verdict", items, seconds, memory_bytes)
+    return {exercise.grade_id: verdict_of(outcome, seconds, memory_bytes)
+            for exercise, outcome in zip(exercises, outcomes)}

@@ -4,8 +4,8 @@ A stand-alone script in a fresh interpreter, copied into the sandbox beside the 
 modules and `kernel.py`, run as `python -E -s -B producer.py` (its folder first on the import path);
 it imports nothing from resnet_course. It never decides a grade: it runs the student's cells and,
 for each call the grader asks for, sends the Keras model the student's function builds, serialized
-as a plain JSON config (no weights, no outputs), or what happened instead. The judge (judge.py, in
-the grader's process) validates each model, rebuilds it itself with Keras's safe mode and runs the
+as a plain JSON config (no weights, no outputs), or what happened instead. The judge (judge.py,
+outside the sandbox) validates each model, rebuilds it itself with Keras's safe mode and runs the
 checks on it; nothing this process writes is a verdict.
 
 Protocol, JSON lines on private descriptors (the process keeps its stdin and stdout for itself and

@@ -5,9 +5,10 @@ modules) is read once from the source notebook by `load_material`. `grade_submis
 student's code cells (notebook.student_code), runs them in a bubblewrap sandbox (producer.py, a
 fresh interpreter with the pristine packages cell; each cell as a Jupyter kernel runs it, with its
 own time limit) and asks it for the models the student's functions build, for the public cases'
-arguments first and the hidden cases' arguments afterwards. The judge (judge.py, in this process)
-rebuilds those models itself and runs the course's checks on them; only its verdicts and messages
-reach the result and the feedback. The tests come from the source notebook, never from the
+arguments first and the hidden cases' arguments afterwards. The judge (judge.py, in a child process
+of this worker's judge host, under its own time and memory limits: bounded.py) rebuilds those models
+itself and runs the course's checks on them; only its verdicts and messages reach the result and the
+feedback. The tests come from the source notebook, never from the
 submission; the hidden cases' expected values never enter the sandbox. See docs/GRADING.md.
 """
 import ast
@@ -39,6 +40,7 @@ KERNEL = Path(__file__).with_name("kernel.py")
 MAX_RECORD = 8 * 2**20  # longest record line read from the sandbox (producer.MAX_RECORD); longer ones are dropped
 MAX_RUN_SECONDS = 3600.0  # cap of the derived whole-run limit
 RUN_OVERHEAD_SECONDS = 240.0  # starting the producer (TensorFlow), the packages cell, building the models
+JUDGE_MIN_MEMORY_BYTES = 2 * 2**30  # judging a correct ResNet50's hidden case takes under 1 GiB of the judge's own
 _STDERR_TAIL = 20_000
 _NO_SPACE = ("No space left on device", "[Errno 28]", "ENOSPC")
 
@@ -55,13 +57,23 @@ class Limits:
     `grace_seconds` later, and so is a call of a student's function); `wall_seconds`: the whole
     sandboxed run, None to derive it from cell_seconds and the source notebook (`run_seconds`); memory
     and processes of the sandbox; `disk_bytes`: the size of each of its writable tmpfs (its working
-    folder and /tmp)."""
+    folder and /tmp). The judge, in a process of its own, has `judge_seconds` of CPU time per graded
+    cell (None: twice a cell's limit) and `judge_memory_bytes` (None: the sandbox's memory_bytes, at
+    least JUDGE_MIN_MEMORY_BYTES) beyond what it shares with its host (see bounded.py)."""
     cell_seconds: float = 60.0
     memory_bytes: int = 4 * 2**30
     max_processes: int = 256
     disk_bytes: int = 512 * 2**20
     wall_seconds: float | None = None
     grace_seconds: float = 10.0
+    judge_seconds: float | None = None
+    judge_memory_bytes: int | None = None
+
+    def judge_limits(self):
+        """(CPU seconds per graded cell, memory in bytes) of the judge."""
+        return (float(self.judge_seconds) if self.judge_seconds is not None else 2 * self.cell_seconds,
+                int(self.judge_memory_bytes) if self.judge_memory_bytes is not None
+                else max(self.memory_bytes, JUDGE_MIN_MEMORY_BYTES))
 
     def run_seconds(self, cells, calls=0):
         """The whole run's limit for `cells` cells (the SOURCE notebook's solution cells: what a student
@@ -497,19 +509,24 @@ def why_undefined(function, code, run, limits):
     return f"{function} is not defined: no cell that ran defines it"
 
 
-def _score(exercise, graded, code, run, public, hidden, limits, functions):
-    """The CellResult of one graded cell (the judge's verdicts on the rebuilt models)."""
+def _judged(exercise, code, run):
+    """Whether the judge has anything to judge for the exercise (its function was defined)."""
+    return exercise.function not in code.missing and exercise.function in run.defined
+
+
+def _score(exercise, graded, code, run, verdict, limits, functions):
+    """The CellResult of one graded cell (`verdict`: the judge's judge.Verdict on the rebuilt models)."""
     if exercise.function in code.missing:
         return CellResult(graded.grade_id, 0.0, graded.points, f"cells missing: {exercise.function}")
     if exercise.function not in run.defined:
         return CellResult(graded.grade_id, 0.0, graded.points, why_undefined(exercise.function, code, run, limits))
-    message = judge.judge(exercise, exercise.public_cases, public)
+    message = verdict.public
     if message is not None:
         for other in functions:  # a function the check's target calls may be the one not defined
             if other not in run.defined and f"name '{other}' is not defined" in message:
                 message += f"\n  ({why_undefined(other, code, run, limits)})"
         return CellResult(graded.grade_id, 0.0, graded.points, message[:4000])
-    if exercise.hidden_cases and judge.judge(exercise, exercise.hidden_cases, hidden) is not None:
+    if verdict.hidden is not None:
         return CellResult(graded.grade_id, 0.0, graded.points, HIDDEN_FAILED)
     return CellResult(graded.grade_id, graded.points, graded.points, PASSED)
 
@@ -635,11 +652,15 @@ def grade_submission(student, notebook, material, limits=Limits()):
             hidden = _artefacts(hidden_ids, run.artefacts["hidden"])
             graded_cells = {graded.grade_id: graded for graded in material.graded}
             try:
-                judge.clear_session()
+                # the cells after the one where the run stopped cost the tests after it; the rest are judged
+                # in a killable child process, under the judge's limits: an overrun is a verdict
+                def skipped(e):
+                    return after is not None and code.tests.get(e.grade_id, float("inf")) > after
+                verdicts = judge.bounded_verdicts([e for e in exercises if not skipped(e) and _judged(e, code, run)],
+                                                  public, hidden, *limits.judge_limits())
                 cells = tuple(
-                    CellResult(e.grade_id, 0.0, graded_cells[e.grade_id].points, reason)
-                    if after is not None and code.tests.get(e.grade_id, float("inf")) > after else
-                    _score(e, graded_cells[e.grade_id], code, run, public, hidden, limits, job["functions"])
+                    CellResult(e.grade_id, 0.0, graded_cells[e.grade_id].points, reason) if skipped(e) else
+                    _score(e, graded_cells[e.grade_id], code, run, verdicts.get(e.grade_id), limits, job["functions"])
                     for e in exercises)
             except Exception as error:  # noqa: BLE001 - the judge's own failure is never a grade
                 raise GradingFault(f"the judge failed: {type(error).__name__}: {error}") from error
