@@ -63,4 +63,4 @@ def arithmetic_cases():
               + "\n\n" + NOTEBOOK_SOURCE)
     return {"resnet50-without-arithmetic": (submissions.with_cell_source("ResNet50", source),
                                             Expected(None, {**FULL, "ResNet50_test": 0.0},
-                                                     contains="dilation_rate=(2, 2), expected dilation_rate=(1, 1)"))}
+                                                     contains="kernel_initializer=Zeros(), expected kernel_initializer=GlorotUniform(seed=0)"))}

@@ -391,6 +391,6 @@ def test_a_resnet50_without_its_arithmetic_gets_nothing(exercises):
     exercise = exercises["ResNet50"]
     public = judged(exercise, arithmetic_attack.ResNet50)
     assert public is not None
-    assert "stage 2, block 1 (convolutional block), main path layer 4 (Conv2D" in public
-    assert "dilation_rate=(2, 2), expected dilation_rate=(1, 1)" in public
+    assert "stage 1 layer 2 (Conv2D, named '" in public
+    assert "kernel_initializer=Zeros(), expected kernel_initializer=GlorotUniform(seed=0)" in public
     assert judged(exercise, arithmetic_attack.ResNet50, hidden=True) is not None
