@@ -156,7 +156,8 @@ def _checked(check, target, case):
 
 
 NAMES_A_LAYER = re.compile(r"layer \d+ \((Conv2D|BatchNormalization|Activation|Dense|MaxPooling2D|AveragePooling2D|"
-                           r"ZeroPadding2D|Flatten)|layer \d+ is ")
+                           r"ZeroPadding2D|Flatten)|layer \d+ is |the output layer is "
+                           r"|stage \d+, block \d+ \((identity|convolutional) block\): \w+=")  # a block's argument
 
 
 def _verdict(label, changes, message, mentions):
@@ -195,3 +196,97 @@ def test_every_setting_of_a_block_that_changes_its_outputs_fails_naming_it(exerc
     _record(request, exercise, tried, failing)
     problems = [p for p in problems if p]
     assert not problems, f"{len(problems)} of {tried} changes:\n" + "\n".join(problems)
+
+
+# ---------------------------------------------------------------------------------------------
+# ResNet50: one layer of its config changed, the model rebuilt
+# ---------------------------------------------------------------------------------------------
+
+def _serialized(initializer):
+    return keras.initializers.serialize(initializer)
+
+
+# (which layer: (group path, layer class, index among that class's layers in the path), setting, value,
+# text the message must hold). Inside the blocks only changes that keep the shapes are tried (a block
+# whose Add gets other shapes cannot be rebuilt from a config; the block checks try those).
+STEM, STAGE2_CONV, STAGE3_ID, STAGE5_ID, HEAD = ("stage 1", "stage 2, block 1 (convolutional block)",
+                                                  "stage 3, block 2 (identity block)",
+                                                  "stage 5, block 3 (identity block)", "head (after stage 5)")
+RESNET50_CHANGES = [
+    ((STEM, "ZeroPadding2D", 0), "padding", [[2, 2], [2, 2]], "padding="),
+    ((STEM, "Conv2D", 0), "kernel_size", [5, 5], "kernel_size="),
+    ((STEM, "Conv2D", 0), "use_bias", False, "use_bias="),
+    ((STEM, "Conv2D", 0), "kernel_initializer", _serialized(keras.initializers.Zeros()), "kernel_initializer="),
+    ((STEM, "Conv2D", 0), "kernel_initializer", _serialized(keras.initializers.GlorotUniform(seed=1)),
+     "kernel_initializer="),
+    ((STEM, "Conv2D", 0), "kernel_regularizer", keras.regularizers.serialize(keras.regularizers.L2()), None),
+    ((STEM, "BatchNormalization", 0), "epsilon", 0.1, "epsilon="),
+    ((STEM, "BatchNormalization", 0), "momentum", 0.5, None),
+    ((STEM, "BatchNormalization", 0), "center", False, "center="),
+    ((STEM, "BatchNormalization", 0), "moving_variance_initializer", _serialized(keras.initializers.Constant(2.0)),
+     "moving_variance_initializer="),
+    ((STEM, "MaxPooling2D", 0), "padding", "same", "padding="),
+    ((STAGE2_CONV + ", main path", "Conv2D", 1), "dilation_rate", [2, 2], "dilation_rate="),
+    ((STAGE2_CONV + ", main path", "Conv2D", 1), "kernel_size", [1, 1], "f=1, expected f=3"),  # the block's f
+    ((STAGE2_CONV + ", main path", "Conv2D", 0), "padding", "same", None),  # a 1x1 CONV: the same
+    ((STAGE2_CONV + ", shortcut path", "BatchNormalization", 0), "epsilon", 1000.0, "epsilon="),
+    ((STAGE3_ID + ", main path", "Conv2D", 0), "dilation_rate", [2, 2], None),  # a 1x1 CONV: the same
+    ((STAGE3_ID + ", main path", "Conv2D", 1), "groups", 2, "groups="),
+    ((STAGE3_ID + ", main path", "Conv2D", 2), "kernel_initializer",
+     _serialized(keras.initializers.GlorotUniform(seed=0)), "kernel_initializer="),
+    ((STAGE3_ID + ", main path", "Activation", 0), "activation", "elu", "Activation('elu')"),
+    ((STAGE3_ID + ", main path", "BatchNormalization", 2), "trainable", False, "trainable="),
+    ((STAGE5_ID + ", main path", "Conv2D", 1), "dilation_rate", [2, 2], "dilation_rate="),
+    ((HEAD, "AveragePooling2D", 0), "padding", "same", None),  # 2x2 map, 2x2 window: the same
+    ((HEAD, "AveragePooling2D", 0), "pool_size", [1, 1], "pool_size="),
+    ((HEAD, "Dense", 0), "use_bias", False, "use_bias="),
+    ((HEAD, "Dense", 0), "bias_initializer", "ones", "bias_initializer="),
+]
+
+
+@pytest.fixture(scope="module")
+def resnet50_reference():
+    """(case, the reference model's config, {(path, class, index): layer name})."""
+    case = check_cases.RESNET50_CASES[0]
+    model = reference.ResNet50(**case["args"])
+    items, covered = resnet_checks.resnet50_items(model)
+    names = {}
+    for _, _, paths in resnet_checks._resnet50_parts(items, covered):
+        for path, steps in paths:
+            counts = {}
+            for step in steps:
+                kind = type(step.op).__name__
+                names[(path, kind, counts.get(kind, 0))] = step.op.name
+                counts[kind] = counts.get(kind, 0) + 1
+    return case, model.get_config(), names
+
+
+def _resnet50_outputs(model, case):
+    items, covered = resnet_checks.resnet50_items(model)
+    resnet_checks.set_check_weights(model, resnet_checks._resnet50_parts(items, covered))
+    return resnet_checks.resnet50_outputs(model, case["args"]["input_shape"])
+
+
+def test_every_setting_of_resnet50_that_changes_what_it_computes_fails_naming_it(resnet50_reference, request):
+    case, config, names = resnet50_reference
+    want = {record["training"]: np.asarray(record["output"]) for record in case["expected"]["outputs"]}
+    problems, failing = [], 0
+    for layer, setting, value, mentions in RESNET50_CHANGES:
+        changed = copy.deepcopy(config)
+        (settings,) = [entry["config"] for entry in changed["layers"] if entry["config"]["name"] == names[layer]]
+        settings[setting] = value
+        model = keras.Model.from_config(changed)
+        outputs = _resnet50_outputs(model, case)
+        changes = (setting.endswith("_initializer") or model.count_params() != case["expected"]["params"]
+                   or any(outputs[t].shape != want[t].shape or not np.allclose(outputs[t], want[t], **SAME)
+                          for t in want))
+        failing += changes
+
+        def ResNet50(input_shape, classes):
+            return model
+
+        label = f"{layer[0]} {layer[1]} #{layer[2] + 1} {setting}={value!r}"
+        problems.append(_verdict(label, changes, _checked(resnet_checks.check_resnet50, ResNet50, case), mentions))
+    _record(request, "ResNet50", len(RESNET50_CHANGES), failing)
+    problems = [p for p in problems if p]
+    assert not problems, f"{len(problems)} of {len(RESNET50_CHANGES)} changes:\n" + "\n".join(problems)

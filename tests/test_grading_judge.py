@@ -386,7 +386,7 @@ def test_a_resnet50_without_its_arithmetic_gets_nothing(exercises):
     """Zero kernels, dilated 3x3 convolutions, epsilon=1000 and constant moving statistics: the layer
     structure and the parameter count are the course's, the outputs are 1/6 for every image. It fails
     the public case naming the first layer and setting, and the hidden case (pass/fail only)."""
-    from tests import arithmetic_attack
+    from tests import grading_cases_arithmetic as arithmetic_attack
 
     exercise = exercises["ResNet50"]
     public = judged(exercise, arithmetic_attack.ResNet50)
