@@ -7,8 +7,10 @@
 Each check builds your function on a symbolic input and reads the layers it created (their
 types, settings, output shapes, and how the shortcut reaches the Add), then runs it on fixed
 inputs with fixed kernels, in training and in inference mode, and compares the outputs with a
-correct implementation's. ResNet50_test also checks the stages, the head, the parameter count
-and that a prediction does not depend on the rest of the batch.
+correct implementation's. ResNet50_test also checks the stages, the layers of every block, the
+head, every layer's settings (initializers included), the parameter count, that a prediction does
+not depend on the rest of the batch, and the outputs on two fixed images in both modes, with
+weights the check sets in every layer.
 
 The first problem found is shown as a short "Check failed" message: which exercise and case,
 what is wrong, expected vs got, and a hint. When everything is right you see "All tests passed!".

@@ -4,8 +4,12 @@ layers it created, runs it on fixed inputs and compares everything with the expe
 A check builds the block on a symbolic ``keras.Input`` and reads the layer graph through Keras's
 public API (a ``keras.Model`` around it, its ``get_config()`` and ``operations``): layer types,
 settings, output shapes, how the shortcut is wired into the ``Add`` and how each BatchNormalization
-is called. Then it calls the block on fixed inputs with fixed kernel initializers, in training and in
-inference mode, and compares summaries of the outputs. The first problem found is raised as a
+is called, and every other setting that changes what a layer computes (``layer_settings``: dilation,
+groups, initializers, epsilon, ...). Then it calls the block on fixed inputs with fixed kernel
+initializers, in training and in inference mode, and compares summaries of the outputs. ResNet50's
+check reads the stages, each block's layers and every layer's settings the same way, then sets every
+weight of the model itself (``set_check_weights``) and compares its outputs on two fixed images in
+inference and in training mode. The first problem found is raised as a
 ``CheckFailed`` that says what is wrong and where; in Jupyter it shows as a few short lines
 (``_render_traceback_``), not as a traceback through this module.
 
@@ -29,6 +33,9 @@ ATOL = 1e-4
 # The most layer calls the checks read in one model: far above a residual block's (about 10) and
 # ResNet50's (about 180), and it bounds the checks' work on whatever a function builds.
 MAX_LAYER_CALLS = 2000
+# ResNet50's class probabilities (of order 0.1) must match to within RESNET50_ATOL + RTOL * |expected| (its
+# training-mode outputs differ by about 1e-5 between TensorFlow's oneDNN and Eigen kernels).
+RESNET50_ATOL = 1e-4
 
 
 class CheckFailed(AssertionError):
@@ -367,6 +374,25 @@ def _activation_name(function):
     return getattr(function, "__name__", str(function))
 
 
+def _padding(op, shape, window, strides, dilation=(1, 1)):
+    """The layer's padding as the checks describe it: 'same' reads 'valid' where it pads nothing, so
+    that both compute the same thing: always for a 1x1 window, which never reaches past its own pixel;
+    otherwise when (out - 1) * stride + (window - 1) * dilation + 1 <= in along both axes (e.g. a 2x2
+    pool with stride 2 on a 2x2 map), read from the layer's input (its first call)."""
+    if op.padding != "same" or all(size == 1 for size in window):
+        return "valid" if op.padding == "same" else op.padding
+    try:
+        sizes = tuple(op.input.shape[1:3])
+    except Exception:  # noqa: BLE001  (no recorded call: described as written)
+        return op.padding
+    if len(shape) < 2 or None in sizes:
+        return op.padding
+    for size, out, k, s, d in zip(sizes, shape[:2], window, strides, dilation):
+        if (out - 1) * s + (k - 1) * d + 1 > size:
+            return op.padding
+    return "valid"
+
+
 def describe(step):
     """A short tuple (type, output shape without the batch axis, settings...) for one Step."""
     op = step.op
@@ -375,9 +401,7 @@ def describe(step):
     is_layer = isinstance(op, keras.layers.Layer)
     if kind == "Conv2D":
         kernel_size = tuple(op.kernel_size)
-        # A 1x1 kernel never reaches past its own pixel, so 'same' adds no padding at any stride:
-        # both paddings compute the same thing, and the checks describe both as 'valid'.
-        padding = "valid" if kernel_size == (1, 1) else op.padding
+        padding = _padding(op, shape, kernel_size, tuple(op.strides), tuple(op.dilation_rate))
         return ("Conv2D", shape, op.filters, kernel_size, tuple(op.strides), padding,
                 _activation_name(op.activation))
     if kind == "BatchNormalization":
@@ -392,7 +416,8 @@ def describe(step):
     if kind == "ZeroPadding2D":
         return ("ZeroPadding2D", shape, tuple(tuple(p) for p in op.padding))
     if kind in ("MaxPooling2D", "AveragePooling2D"):
-        return (kind, shape, tuple(op.pool_size), tuple(op.strides), op.padding)
+        return (kind, shape, tuple(op.pool_size), tuple(op.strides),
+                _padding(op, shape, tuple(op.pool_size), tuple(op.strides)))
     if kind == "Dense":
         return ("Dense", shape, op.units, _activation_name(op.activation))
     return (kind, shape)
@@ -409,6 +434,115 @@ _FIELDS = {
     "IdentityBlock": ("filters", "f"),
     "ConvolutionalBlock": ("filters", "f", "s"),
 }
+
+# --------------------------------------------------------------------------------------
+# Settings that change what a layer computes (beyond the structure that describe() gives)
+# --------------------------------------------------------------------------------------
+
+# The keyword arguments (Keras config keys) of each layer class that change its outputs, in the order
+# they are reported. Not listed, because one forward pass does not depend on them: momentum (how the
+# moving statistics are updated), regularizers, constraints, names; nor Flatten's data_format, which
+# changes nothing on the 1x1 maps the course flattens. `dtype` (the precision) is read for every layer.
+_SETTINGS = {
+    "Conv2D": ("data_format", "dilation_rate", "groups", "use_bias", "kernel_initializer", "bias_initializer"),
+    "BatchNormalization": ("epsilon", "center", "scale", "trainable", "gamma_initializer", "beta_initializer",
+                           "moving_mean_initializer", "moving_variance_initializer", "renorm", "renorm_clipping"),
+    "Dense": ("use_bias", "kernel_initializer", "bias_initializer"),
+    "MaxPooling2D": ("data_format",), "AveragePooling2D": ("data_format",),
+    "ZeroPadding2D": ("data_format",),
+}
+
+
+def _setting_text(value):
+    """A config value as a short, comparable literal: an initializer as Keras-like text
+    (e.g. "GlorotUniform(seed=0)"), a dtype policy as its name, lists as tuples."""
+    if isinstance(value, dict) and "class_name" in value:
+        config = value.get("config")
+        if value["class_name"] in ("DTypePolicy", "FloatDTypePolicy") and isinstance(config, dict):
+            return str(config.get("name"))
+        if isinstance(config, dict):  # arguments left at None are left out: newer Keras versions add some
+            args = ", ".join(f"{key}={_setting_text(config[key])!r}" for key in sorted(config)
+                             if config[key] is not None)
+            return f"{value['class_name']}({args})"
+        return str(value["class_name"])
+    if isinstance(value, (list, tuple)):
+        return tuple(_setting_text(v) for v in value)
+    return value
+
+
+def layer_settings(op, own_weights):
+    """{setting: value} of one layer: the settings of _SETTINGS that the Keras version in use knows
+    (and "dtype"), as comparable literals.
+
+    ``own_weights``: True when the layer computes from the weights its initializers make (the block
+    checks): a bias (or BatchNormalization's beta) that starts at zero is then the same as none, and a
+    gamma that starts at one the same as none (``use_bias``, ``center`` and ``scale`` are left out; the
+    initializer of a weight left out reads Zeros() or Ones()); the kernel initializer is checked on
+    its own (the block's ``initializer`` argument). False when the checks set every weight themselves
+    (ResNet50's): ``use_bias`` and every initializer are described as written.
+    A 1x1 kernel reaches no further when dilated: its ``dilation_rate`` reads (1, 1)."""
+    if not isinstance(op, keras.layers.Layer):
+        return {}
+    try:
+        config = op.get_config()
+    except Exception:  # noqa: BLE001  (a layer of the learner's own class: described by its type only)
+        return {}
+    kind = type(op).__name__
+    names = tuple(name for name in _SETTINGS.get(kind, ()) + ("dtype",) if name in config)
+    found = {name: _setting_text(config[name]) for name in names}
+    if "dilation_rate" in found and tuple(config.get("kernel_size", ())) == (1, 1):
+        found["dilation_rate"] = (1, 1)
+    if own_weights:
+        found.pop("kernel_initializer", None)
+        # A weight left out computes what a weight that starts at zero (bias, beta) or one (gamma) does.
+        for switch, name, value in (("use_bias", "bias_initializer", "Zeros()"),
+                                    ("center", "beta_initializer", "Zeros()"),
+                                    ("scale", "gamma_initializer", "Ones()")):
+            if found.pop(switch, True) is False and name in found:
+                found[name] = value
+    return found
+
+
+def settings_table(layers, own_weights):
+    """{layer class: {setting: value}} of Steps whose layers of one class share their settings (the
+    reference's, for the expected values); ValueError when two of them differ."""
+    table = {}
+    for step in layers:
+        kind = type(step.op).__name__
+        found = layer_settings(step.op, own_weights)
+        if table.setdefault(kind, found) != found:
+            raise ValueError(f"the {kind} layers differ in their settings: {table[kind]} and {found}")
+    return table
+
+
+def _compare_settings(context, parts, expected, own_weights):
+    """Fails at the first layer of ``parts`` ([(where, Steps)], e.g. ("main path", [...])) whose
+    settings differ from ``expected`` ({layer class: {setting: value}}). A setting that the Keras
+    version in use does not know (absent from a config) is taken to be at its default, as written."""
+    for where, steps in parts:
+        for position, step in enumerate(steps, start=1):
+            kind = type(step.op).__name__
+            want = expected.get(kind)
+            if not want:
+                continue
+            have = layer_settings(step.op, own_weights)
+            diffs = [(name, value, have[name]) for name, value in want.items()
+                     if name in have and _setting_literal(have[name]) != _setting_literal(value)]
+            if diffs:
+                name, value, got = diffs[0]
+                _fail(context, f"{where} layer {position} ({kind}, named '{step.op.name}'): "
+                               f"{name}={_shown(got)}, expected {name}={_shown(value)}")
+
+
+def _setting_literal(value):
+    """A setting as compared: tuples and lists alike (the expected values are read from literals)."""
+    return tuple(_setting_literal(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+def _shown(value):
+    text = str(value) if isinstance(value, str) and "(" in value else repr(_setting_literal(value))
+    return text if len(text) <= 100 else text[:100] + " ..."
+
 
 _BLOCK_NAMES = {"IdentityBlock": "identity block", "ConvolutionalBlock": "convolutional block"}
 
@@ -667,7 +801,8 @@ def block_structure(exercise, target, case, context=None):
     main, shortcut, after = _split_block(context, steps, projection=exercise == "convolutional_block",
                                          unapplied=unapplied)
     return {"main": [describe(s) for s in main], "shortcut": [describe(s) for s in shortcut],
-            "after_add": [describe(s) for s in after]}, (main, shortcut, after)
+            "after_add": [describe(s) for s in after],
+            "settings": settings_table(main + shortcut + after, own_weights=True)}, (main, shortcut, after)
 
 
 def _check_kernels_and_training(context, paths):
@@ -766,6 +901,8 @@ def _check_block(exercise, target, case):
     _compare_items(context, "after the Add", expected["after_add"], [describe(s) for s in after],
                    [s.op.name for s in after], _BLOCK_HINTS, unapplied=unapplied)
     _check_kernels_and_training(context, [("main path", main), ("shortcut path", shortcut)])
+    _compare_settings(context, [("main path", main), ("shortcut path", shortcut), ("after the Add", after)],
+                      expected.get("settings", {}), own_weights=True)
     _check_outputs(exercise, target, case, context)
 
 
@@ -783,7 +920,9 @@ def check_convolutional_block(target, case):
 # ResNet50
 # --------------------------------------------------------------------------------------
 
-_BLOCK_PATTERN = ["Conv2D", "BatchNormalization", "Activation('relu')"] * 2 + ["Conv2D", "BatchNormalization"]
+# The layer types of a block's main path. Which activation each Activation computes is compared with
+# the block's expected layers (_compare_resnet50_blocks), which name the layer.
+_BLOCK_PATTERN = ["Conv2D", "BatchNormalization", "Activation"] * 2 + ["Conv2D", "BatchNormalization"]
 
 
 def _describe_residual(merge, after):
@@ -792,9 +931,9 @@ def _describe_residual(merge, after):
     shortcut, main = branches[0], branches[-1]
     main_items = [describe(s) for s in main]
     shortcut_labels = [_label(describe(s)) for s in shortcut]
-    relu_after = after is not None and _label(describe(after)) == "Activation('relu')"
+    relu_after = after is not None and describe(after)[0] == "Activation"
     shape = after.shape if relu_after else merge.shape
-    if ([_label(i) for i in main_items] == _BLOCK_PATTERN and relu_after and len(merge.branches) == 2
+    if ([i[0] for i in main_items] == _BLOCK_PATTERN and relu_after and len(merge.branches) == 2
             and type(merge.op).__name__ == "Add"
             and shortcut_labels in ([], ["Conv2D", "BatchNormalization"])):
         filters = tuple(main_items[i][2] for i in (0, 3, 6))
@@ -824,7 +963,7 @@ def resnet50_items(model, context="ResNet50"):
         after = steps[index + 1] if index + 1 < len(steps) else None
         item = _describe_residual(step, after)
         inner = [s for branch in step.branches for s in branch] + [step]
-        if after is not None and _label(describe(after)) == "Activation('relu')":
+        if after is not None and describe(after)[0] == "Activation":
             inner.append(after)
             index += 1
         items.append(item)
@@ -1043,6 +1182,130 @@ def _failed_stage_problem(context, error, expected):
             + (f"\n  Hint: {hint}" if hint else "") + f"\n  (this is why its Add {raised}")
 
 
+# Where the checks' weights come from (ResNet50's outputs are compared with every weight set by the
+# checks, so that the same layers compute the same thing whatever their initializers): variable j of the
+# i-th layer that has weights (in the order _resnet50_parts gives, which does not depend on the order
+# the layers were created in) is drawn from PCG64 seeded with (i, j, _WEIGHT_SEED), whose raw stream
+# NumPy keeps the same across versions. The scales keep a ResNet50's activations of order 1 in both modes
+# and its softmax away from 0 and 1, so that a change of any layer shows in the output.
+_WEIGHT_SEED = 27
+
+
+def _check_weight(layer_index, variable_index, name, shape):
+    """float64 array: the checks' value of one variable (by its name: kernel, bias, gamma, beta,
+    moving_mean, moving_variance) of the shape given."""
+    size = int(np.prod(shape)) if len(shape) else 1
+    raw = np.random.PCG64([layer_index, variable_index, _WEIGHT_SEED]).random_raw(size)
+    u = ((raw >> np.uint64(11)).astype(np.float64) * 2.0 ** -53 * 2.0 - 1.0).reshape(shape)  # in [-1, 1)
+    if name == "kernel":
+        fan_in = int(np.prod(shape[:-1])) if len(shape) > 1 else 1
+        return u * np.sqrt(6.0 / fan_in)  # He-uniform: variance 2 / fan_in
+    if name == "gamma":
+        return 0.5 + 0.25 * u
+    if name == "moving_variance":
+        return 1.0 + 0.5 * u
+    return 0.2 * u  # bias, beta, moving_mean and anything else
+
+
+def set_check_weights(model, parts):
+    """Sets every weight of ``model`` to the checks' values (see _check_weight): the layers of
+    ``parts`` (from _resnet50_parts) first, in that order, then any other layer with weights."""
+    ordered = [step.op for _, _, paths in parts for _, steps in paths for step in steps]
+    ordered += list(model.layers)
+    seen, index = set(), 0
+    for layer in ordered:
+        if id(layer) in seen or not getattr(layer, "weights", None):
+            continue
+        seen.add(id(layer))
+        for j, variable in enumerate(layer.weights):
+            name = str(getattr(variable, "name", "")).split("/")[-1].split(":")[0]
+            values = _check_weight(index, j, name, tuple(int(d) for d in variable.shape))
+            variable.assign(values.astype(keras.backend.standardize_dtype(variable.dtype)))
+        index += 1
+
+
+def _resnet50_parts(items, covered):
+    """[(group, where, [(path, Steps)])] of a described ResNet50: group "stage 1", "identity block",
+    "convolutional block" or "head" (the layers of a group share their settings); where names the
+    stage and block; a block's paths are its main path, shortcut path and the layers after the Add."""
+    parts, stem, head = [], [], []
+    for (stage, block), item, steps in zip(_locations(items), items, covered):
+        if stage == 1 and not block:
+            stem.extend(steps)
+        elif stage is None:
+            head.extend(steps)
+        elif item[0] in _BLOCK_NAMES:
+            merge = next(step for step in steps if step.branches is not None)
+            shortcut, main = sorted(merge.branches, key=len)
+            after = steps[steps.index(merge) + 1:]
+            where = f"stage {stage}, block {block} ({_BLOCK_NAMES[item[0]]})"
+            parts.append((_BLOCK_NAMES[item[0]], where, [(f"{where}, main path", main),
+                                                         (f"{where}, shortcut path", shortcut),
+                                                         (f"{where}, after the Add", after)]))
+    return ([("stage 1", "stage 1", [("stage 1", stem)])] + parts
+            + [("head", "head (after stage 5)", [("head (after stage 5)", head)])])
+
+
+def resnet50_layers(model, context="ResNet50"):
+    """What the expected values of a ResNet50 case hold besides its items: the layers of each kind of
+    block ("blocks": [(block item, {"main", "shortcut", "after_add": described layers})], one per
+    distinct item) and the settings of each group ("settings": {group: {layer class: {setting: value}}})."""
+    items, covered = resnet50_items(model, context)
+    parts = _resnet50_parts(items, covered)
+    blocks, groups = [], {}
+    for group, _, paths in parts:
+        groups.setdefault(group, []).extend(step for _, steps in paths for step in steps)
+    for (_, _, paths), item in zip(parts[1:-1], [i for i in items if i[0] in _BLOCK_NAMES]):
+        if all(known != item for known, _ in blocks):
+            main, shortcut, after = (steps for _, steps in paths)
+            blocks.append((item, {"main": [describe(s) for s in main], "shortcut": [describe(s) for s in shortcut],
+                                  "after_add": [describe(s) for s in after]}))
+    return {"blocks": blocks,
+            "settings": {group: settings_table(steps, own_weights=False) for group, steps in groups.items()}}
+
+
+def _check_images(input_shape):
+    return make_input({"shape": (3,) + tuple(input_shape), "kind": "wave", "freq": 0.013, "phase": 0.4, "scale": 1.0})
+
+
+def resnet50_outputs(model, input_shape):
+    """The outputs compared (after set_check_weights): {training: (2, classes) array} for the first two
+    check images, in inference mode (called as model(X), as after training) and in training mode."""
+    images = _check_images(input_shape)[[0, 1]]
+    return {training: np.asarray(keras.ops.convert_to_numpy(model(images, **({"training": True} if training else {}))))
+            for training in (False, True)}
+
+
+def _compare_resnet50_blocks(context, parts, items, blocks):
+    """Every block's layers (structure) against the expected layers of a block like it."""
+    known = [(tuple(item), inner) for item, inner in blocks]
+    block_items = [item for item in items if item[0] in _BLOCK_NAMES]
+    for (_, where, paths), item in zip(parts[1:-1], block_items):
+        inner = next((layers for known_item, layers in known if known_item == tuple(item)), None)
+        if inner is None:
+            continue
+        for (path, steps), key in zip(paths, ("main", "shortcut", "after_add")):
+            _compare_items(context, path, [tuple(i) for i in inner[key]], [describe(s) for s in steps],
+                           [s.op.name for s in steps], _BLOCK_HINTS)
+
+
+def _compare_resnet50_outputs(context, records, outputs):
+    for record in records:
+        training = record["training"]
+        got, want = outputs[training], np.asarray(record["output"], dtype=np.float64)
+        if got.shape != want.shape:
+            _fail(context, f"the output of 2 images has the shape {got.shape}, expected {want.shape}.")
+        bad = ~np.isclose(got, want, rtol=RTOL, atol=RESNET50_ATOL)
+        if bad.any():
+            image = int(np.argwhere(bad)[0][0])
+            mode = "training mode (model(X, training=True))" if training else "inference mode (model(X))"
+            shown = lambda row: "[" + ", ".join(f"{v:.4f}" for v in row) + "]"  # noqa: E731
+            _fail(context, f"wrong output values in {mode}, with the checks' weights set in every layer: image "
+                           f"{image} gets {shown(got[image])}, expected {shown(want[image])}. The layers and "
+                           "their settings are right, so check which tensor each layer is applied to and which "
+                           "tensors each Add adds.")
+
+
 def check_resnet50(target, case):
     """Checks ResNet50 against one case; raises CheckFailed on the first problem."""
     args = case["args"]
@@ -1084,6 +1347,10 @@ def check_resnet50(target, case):
     output_shape = tuple(model.outputs[0].shape)
     if output_shape != (None, args["classes"]):
         _fail(context, f"the output shape is {output_shape}, expected {(None, args['classes'])}.")
+    parts = _resnet50_parts(items, covered)
+    _compare_resnet50_blocks(context, parts, items, expected.get("blocks", []))
+    for group, _, paths in parts:
+        _compare_settings(context, paths, expected.get("settings", {}).get(group, {}), own_weights=False)
     params = model.count_params()
     if params != expected["params"]:
         _fail(context, f"the model has {params:,} parameters, expected {expected['params']:,}.")
@@ -1102,13 +1369,19 @@ def check_resnet50(target, case):
         _fail(context, f"BatchNormalization is hard-wired to training={training} ({_where(location)}, layer "
                        f"named '{name}').{effect}{default}{fix} so that BatchNormalization follows the model's mode: "
                        "batch statistics in fit(), moving statistics in predict() and model(X).")
-    _check_inference_mode(context, model, tuple(args["input_shape"]))
+    set_check_weights(model, parts)
+    inference = _check_inference_mode(context, model, tuple(args["input_shape"]))
+    if expected.get("outputs"):
+        training = np.asarray(keras.ops.convert_to_numpy(model(_check_images(args["input_shape"])[[0, 1]],
+                                                               training=True)))
+        _compare_resnet50_outputs(context, expected["outputs"], {False: inference, True: training})
 
 
 def _check_inference_mode(context, model, input_shape):
     """Called without a training argument (model(X): inference, as after training), a prediction
-    must not depend on the other images of the batch."""
-    images = make_input({"shape": (3,) + input_shape, "kind": "wave", "freq": 0.013, "phase": 0.4, "scale": 1.0})
+    must not depend on the other images of the batch. Returns the predictions of the first two
+    check images (resnet50_outputs' inference outputs)."""
+    images = _check_images(input_shape)
     # Keras passes an explicit training flag of model(X, training=...) down to every layer, so
     # only the call without one shows a flag hard-coded inside the model.
     first = np.asarray(keras.ops.convert_to_numpy(model(images[[0, 1]])))
@@ -1119,4 +1392,4 @@ def _check_inference_mode(context, model, input_shape):
                        "training=None (do not hard-code training=True).")
     if not np.allclose(first.sum(axis=1), 1.0, atol=1e-4):
         _fail(context, "the predictions of an image do not sum to 1: the output must be a softmax.")
-
+    return first

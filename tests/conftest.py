@@ -78,3 +78,14 @@ def pytest_collection_modifyitems(config, items):
     if config.pluginmanager.hasplugin("xdist"):
         for item in items:
             item.add_marker(pytest.mark.xdist_group(_unit(item)))
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Prints what tests recorded as ("setting changes", text) in their user_properties (the property
+    test of the checks, tests/test_check_settings.py: how many setting changes it tried)."""
+    lines = [value for key in ("passed", "failed") for report in terminalreporter.stats.get(key, [])
+             if report.when == "call" for name, value in report.user_properties if name == "setting changes"]
+    if lines:
+        terminalreporter.section("setting changes tried by the checks' property test")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -3,8 +3,9 @@
 `batch_cases(...)` gives {student: (notebook bytes, expected[, file name])} for tests/test_grading_batch.py,
 built with tests/grading_submissions.py, joined by the hostile submissions of
 tests/grading_cases_trust.py (`trust_cases()`) and the Jupyter-semantics cases of
-tests/grading_cases_jupyter.py (`jupyter_cases()`) and the limits cases of tests/grading_cases_limits.py
-(`limits_cases(limits)`) where those modules exist. A file name, when
+tests/grading_cases_jupyter.py (`jupyter_cases()`), the limits cases of tests/grading_cases_limits.py
+(`limits_cases(limits)`) and the ResNet50 without its arithmetic of tests/grading_cases_arithmetic.py
+(`arithmetic_cases()`) where those modules exist. A file name, when
 given, is what the notebook is called in the submission folder (default ResNet50.ipynb). `expected` is the reason the result must give (or its start, for
 limits whose figure is in the message) and the points per graded cell. The probes that reach for
 instructor files, another submission, the gradebook or the network report what they reached in the
@@ -126,6 +127,7 @@ def batch_cases(source_notebook, other_submission, gradebook, listener, limits):
     cases = {**other_cases("grading_cases_trust", "trust_cases"), **other_cases("grading_cases_jupyter", "jupyter_cases"),
              **other_cases("grading_cases_limits", "limits_cases", limits)}
     cases.update(other_cases("grading_cases_judge", "judge_cases"))
+    cases.update(other_cases("grading_cases_arithmetic", "arithmetic_cases"))  # ResNet50 without its arithmetic
     clash = sorted(set(cases) & set(own))
     assert not clash, f"students named twice in the batch: {clash}"
     return {**own, **cases}

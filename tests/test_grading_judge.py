@@ -376,3 +376,21 @@ def test_a_function_that_needs_its_weights_is_built_as_in_a_notebook(exercises):
         return reference.identity_block(X, f, filters, training=training, initializer=initializer)
 
     assert judged(exercises["identity_block"], identity_block) is None
+
+
+# ---------------------------------------------------------------------------------------------
+# ResNet50's check compares what the model computes (issue 27, item 4)
+# ---------------------------------------------------------------------------------------------
+
+def test_a_resnet50_without_its_arithmetic_gets_nothing(exercises):
+    """Zero kernels, dilated 3x3 convolutions, epsilon=1000 and constant moving statistics: the layer
+    structure and the parameter count are the course's, the outputs are 1/6 for every image. It fails
+    the public case naming the first layer and setting, and the hidden case (pass/fail only)."""
+    from tests import grading_cases_arithmetic as arithmetic_attack
+
+    exercise = exercises["ResNet50"]
+    public = judged(exercise, arithmetic_attack.ResNet50)
+    assert public is not None
+    assert "stage 1 layer 2 (Conv2D, named '" in public
+    assert "kernel_initializer=Zeros(), expected kernel_initializer=GlorotUniform(seed=0)" in public
+    assert judged(exercise, arithmetic_attack.ResNet50, hidden=True) is not None

@@ -291,7 +291,7 @@ WRONG_IMPLEMENTATIONS = [
      "Activation('relu') -> Conv2D -> BatchNormalization -> Activation('relu') -> Conv2D -> "
      "BatchNormalization | X] without a ReLU after it)"),
     ("resnet50_stem_conv_without_bias", "ResNet50", resnet50_variant(stem_bias=False),
-     "the model has 23,599,942 parameters, expected 23,600,006"),
+     "): use_bias=False, expected use_bias=True"),
     ("resnet50_max_pool_head", "ResNet50", resnet50_variant(head="max"),
      "head (after stage 5) layer 1 is MaxPooling2D"),
     ("resnet50_global_pool_without_softmax", "ResNet50", resnet50_variant(head="global", softmax=False),

@@ -117,10 +117,17 @@ def block_case(exercise, spec, implementation=reference):
 
 
 def resnet50_case(spec, implementation=reference):
-    """A ResNet50 case: the spec plus the reference model's layer summary and parameter count."""
+    """A ResNet50 case: the spec plus the reference model's layer summary, the layers of each kind of
+    block, the settings of each group of layers, the parameter count and, with every weight set by the
+    checks (resnet_checks.set_check_weights), the outputs on two images in inference and training mode."""
     model = implementation.ResNet50(**spec["args"])
-    items, _ = resnet_checks.resnet50_items(model)
-    return {**spec, "expected": {"params": int(model.count_params()), "layers": items}}
+    items, covered = resnet_checks.resnet50_items(model)
+    layers = resnet_checks.resnet50_layers(model)
+    resnet_checks.set_check_weights(model, resnet_checks._resnet50_parts(items, covered))
+    outputs = resnet_checks.resnet50_outputs(model, spec["args"]["input_shape"])
+    return {**spec, "expected": {"params": int(model.count_params()), "layers": items, **layers,
+                                 "outputs": [{"training": training, "output": outputs[training]}
+                                             for training in (False, True)]}}
 
 
 def compute_cases(specs, implementation=reference):
