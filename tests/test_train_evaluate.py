@@ -522,7 +522,8 @@ def test_evaluate_classifies_every_image_of_a_folder_or_a_glob(tmp_path, capsys)
     photos = photo_folder(tmp_path)
     images = {str(photos / name) for name in ("a.png", "b.jpg", "sub/c.png")}
 
-    shell_expanded = sorted(str(p) for p in photos.glob("*"))  # photos/* as bash expands it
+    # photos/* as bash expands it (no dot files)
+    shell_expanded = sorted(str(p) for p in photos.glob("*") if not p.name.startswith("."))
     for given in ([photos], shell_expanded, [str(photos / "*")], [str(photos / "**" / "*.png")]):
         code, out_text, err = run(evaluate, [model_path, *given, "--json"], capsys)
         assert code == 0, (given, err)
