@@ -25,6 +25,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import socket
 import time
 from dataclasses import dataclass, field
@@ -78,6 +79,17 @@ class Distribution:
                     f"{self.num_workers} ({', '.join(self.addresses)}), {self.replicas} "
                     f"replicas in all; this worker: {where}")
         return f"MirroredStrategy: {self.replicas} replica(s) on {where}"
+
+    def barrier(self):
+        """Multi-worker: return when every worker has called it (no time limit: a worker
+        that dies is noticed by TensorFlow's heartbeats). Workers other than the chief wait
+        here while it writes the results, so that none is taken for crashed."""
+        if not self.multi_worker:
+            return
+        one = tf.constant(1.0)
+        self.strategy.extended.reduce_to(
+            tf.distribute.ReduceOp.SUM, one, destinations=one,
+            options=tf.distribute.experimental.CommunicationOptions(timeout_seconds=None))
 
     def to_dict(self):
         return {"kind": self.kind, "workers": self.num_workers, "replicas": self.replicas,
@@ -151,24 +163,28 @@ def read_tf_config(text):
     return addresses, offset + index
 
 
-def check_port_free(address):
-    """TrainError unless this machine can listen on ``address``'s port."""
+def listen_on(address):
+    """A plain TCP socket listening on ``address``'s port (the rendezvous before TensorFlow
+    takes the port over); TrainError when the port is in use."""
     host, port = parse_address(address, "this worker's address")
-    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        probe.bind(("", port))
+        listener.bind(("", port))
+        listener.listen(16)
     except OSError as err:
+        listener.close()
         reason = "is in use" if err.errno == errno.EADDRINUSE else f"cannot be used ({err})"
         raise TrainError(f"port {port} of this worker ({address}) {reason}: stop what listens "
                          f"there or give this worker another port in the cluster.") from None
-    finally:
-        probe.close()
+    return listener
 
 
 def wait_for_peers(addresses, own, timeout):
     """Return once every address but ``own`` accepts a TCP connection; TrainError naming the
-    first that did not within ``timeout`` seconds."""
+    first that did not within ``timeout`` seconds. (MultiWorkerMirroredStrategy's constructor
+    itself waits for every worker without a time limit, so this comes first: each worker
+    listens on its port with listen_on while it waits here.)"""
     deadline = time.monotonic() + timeout
     for index, address in enumerate(addresses):
         if index == own:
@@ -218,7 +234,12 @@ def make_distribution(kind, cluster=None, task_index=None, timeout=DEFAULT_WORKE
     elif task_index is not None:
         raise TrainError("--task-index goes with --cluster (TF_CONFIG names the task itself).")
     addresses, own = read_tf_config(os.environ.get("TF_CONFIG"))
-    check_port_free(addresses[own])
+    listener = listen_on(addresses[own])
+    try:
+        wait_for_peers(addresses, own, timeout)
+    finally:
+        listener.close()  # TensorFlow's server listens there from now on
+    log(f"worker {own}: all {len(addresses)} workers answer; starting TensorFlow's collectives")
     try:
         strategy = tf.distribute.MultiWorkerMirroredStrategy(
             communication_options=tf.distribute.experimental.CommunicationOptions(
@@ -226,7 +247,6 @@ def make_distribution(kind, cluster=None, task_index=None, timeout=DEFAULT_WORKE
     except (RuntimeError, ValueError, tf.errors.OpError) as err:
         raise TrainError(f"could not start worker {own} at {addresses[own]}: "
                          f"{str(err).splitlines()[0]}") from None
-    wait_for_peers(addresses, own, timeout)
     patch_keras_multi_worker()
     return Distribution("multi-worker", strategy, num_workers=len(addresses), task_index=own,
                         replicas=strategy.num_replicas_in_sync, devices=gpus or ["CPU"],
@@ -319,10 +339,25 @@ def weights_fingerprint(model):
     return digest.hexdigest()[:16]
 
 
+def lost_worker(text, distribution):
+    """The index of the peer a collective's error ``text`` names (a task that stopped sending
+    heartbeats, or the address it could not reach), or None."""
+    for match in re.finditer(r"/job:\w+/replica:\d+/task:(\d+)(?!/device)", text):
+        if int(match.group(1)) != distribution.task_index:
+            return int(match.group(1))
+    for index, address in enumerate(distribution.addresses):
+        if index != distribution.task_index and re.search(rf":{parse_address(address, '')[1]}\b", text):
+            return index
+    return None
+
+
 def lost_worker_message(err, distribution, out, epochs_done):
     """TrainError text for a collective that failed because a peer is gone or silent."""
-    first = (str(getattr(err, "message", err)).strip().splitlines() or [type(err).__name__])[0]
-    return (f"the run stopped: another worker was lost or did not answer within "
-            f"{distribution.timeout:g} s ({type(err).__name__}: {first[:160]}); "
-            f"{epochs_done} epoch(s) are checkpointed in the chief's {out}: start every worker "
-            f"again with --resume (the same cluster).")
+    text = str(getattr(err, "message", err))
+    index = lost_worker(text, distribution)
+    who = (f"worker {index} ({distribution.addresses[index]}) stopped answering"
+           if index is not None else
+           f"another worker was lost or did not answer within {distribution.timeout:g} s")
+    return (f"the run stopped: {who} ({type(err).__name__}); {epochs_done} epoch(s) are "
+            f"checkpointed in the chief's {out}: start every worker again with --resume "
+            f"(the same cluster).")

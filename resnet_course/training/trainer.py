@@ -132,12 +132,14 @@ def run(options, command=None, resume=False, overwrite=False, log=print, distrib
     finally:
         if write_to != out:
             shutil.rmtree(write_to, ignore_errors=True)
-    if metrics is None:
+    if metrics is None:  # a worker other than the chief: it waits while the chief writes
+        distribution.barrier()
         return None
     metrics["wall_seconds"] = time.perf_counter() - wall_start
     write_json(out / "metrics.json", metrics)
     log(f"test accuracy {metrics['test']['accuracy']:.4f}, loss {metrics['test']['loss']:.4f}; "
         f"results in {out}/")
+    distribution.barrier()
     return metrics
 
 
@@ -228,7 +230,8 @@ def _train_and_report(config, out, write_to, start_epoch, history, model_path, c
         log(f"worker {distribution.task_index}: weights fingerprint "
             f"{distributing.weights_fingerprint(model)}")
         if not distribution.is_chief:
-            log(f"worker {distribution.task_index} done; the chief writes the results")
+            log(f"worker {distribution.task_index} done; waiting while the chief writes the "
+                f"results")
             return None
         model = local_copy(model)  # the results need no strategy (the other workers are done)
     test = finish(model, data, splits, config, history, out, log)
