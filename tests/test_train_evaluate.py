@@ -684,6 +684,28 @@ def test_cutout_and_label_smoothing_train_resnet9(tiny_cifar, tmp_path, capsys):
     assert loss.get_config()["label_smoothing"] == pytest.approx(0.2)
 
 
+@pytest.mark.parametrize("family, shape", [("cifar10", (32, 32, 3)), ("signs", (64, 64, 3))])
+def test_the_training_pipeline_started_at_step_t_yields_the_batches_of_step_t_on(family, shape):
+    """What --resume relies on, for both augmentations: order and augmentation are functions of
+    (seed, step), whatever step the pipeline starts at; batches run on across passes."""
+    from resnet_course.training.pipelines import train_pipeline
+    from resnet_course.training.train_config import resolve_config
+    X = np.random.default_rng(0).integers(0, 256, (21, *shape), dtype=np.uint8)
+    y = np.arange(21) % 6
+    config = resolve_config({"dataset": family, "batch_size": 4, "out": "unused"})
+
+    def batches(start, count, seed=5):
+        return [(a.numpy(), b.numpy()) for a, b in
+                train_pipeline(X, y, 6, config, family, seed, start_step=start).take(count)]
+
+    whole, late = batches(0, 9), batches(6, 3)  # pass 1 begins inside batch 5
+    for (images, labels), (images_late, labels_late) in zip(whole[6:], late):
+        np.testing.assert_array_equal(images_late, images)
+        np.testing.assert_array_equal(labels_late, labels)
+    assert not np.array_equal(whole[0][0], batches(0, 1, seed=6)[0][0])  # the seed matters
+    assert not np.allclose(whole[0][0], X[:4] / 255) and whole[0][0].shape == (4, *shape)
+
+
 def test_training_pipeline_cuts_out_squares_of_the_same_crops():
     from resnet_course.training.pipelines import train_pipeline
     from resnet_course.training.train_config import resolve_config
