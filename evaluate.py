@@ -108,6 +108,10 @@ def crop_for(crop, class_names):
     return "centre" if tuple(class_names) == tuple(cifar10.CLASS_NAMES) else "hand"
 
 
+def warn(line):
+    print(line, file=sys.stderr)
+
+
 def is_hidden(path, below):
     """True when ``path`` or one of its folders below the folder ``below`` starts with a dot."""
     return any(part.startswith(".") for part in Path(path).relative_to(below).parts)
@@ -146,37 +150,37 @@ def expand_image_paths(given):
     return paths
 
 
-def load_images(model, paths, crop, warn):
-    """(paths that are images, their uint8 arrays, [{path, reason}] of the others); ``warn``
-    gets one line per file that is not an image. ImageError when no file is one."""
+def readable_images(paths, warn):
+    """(the paths that are images, [{path, reason}] of the others): each file opened as the
+    classifier will open it; ``warn`` gets one line per file that is not an image. A single
+    path is passed through (classify_images reports it as the error it is); ImageError when
+    none of several files is an image."""
+    from resnet_course.learner.signs_files import load_photo
     from resnet_course.training import inference
 
-    loaded, arrays, skipped = [], [], []
+    if len(paths) <= 1:
+        return list(paths), []
+    readable, skipped = [], []
     for path in paths:
         try:
-            arrays.append(inference.load_image_for(model, path, crop))
-            loaded.append(path)
+            load_photo(path)
+            readable.append(path)
         except inference.ImageError as err:
-            if len(paths) == 1:
-                raise
             skipped.append({"path": str(path), "reason": str(err)})
             warn(f"{PROG}: skipped: {err}")
-    if not loaded:
+    if not readable:
         raise inference.ImageError(f"none of the {len(paths)} files is an image Pillow can "
                                    f"read (each named above).")
-    return loaded, arrays, skipped
+    return readable, skipped
 
 
-def classify_images(model, paths, class_names, raw_pixels, mirror_average=False, crop="hand",
-                    warn=lambda line: print(line, file=sys.stderr)):
-    """(one result per image file, [{path, reason}] of the files that are not images)."""
+def classify_images(model, paths, class_names, raw_pixels, mirror_average=False, crop="hand"):
     import numpy as np
 
     from resnet_course.training import inference
 
-    paths, arrays, skipped = load_images(model, paths, crop, warn)
-    probabilities = inference.predict_probabilities(model, np.concatenate(arrays),
-                                                    raw_pixels=raw_pixels,
+    images = np.concatenate([inference.load_image_for(model, p, crop) for p in paths])
+    probabilities = inference.predict_probabilities(model, images, raw_pixels=raw_pixels,
                                                     mirror_average=mirror_average)
     results = []
     for path, p in zip(paths, probabilities):
@@ -184,7 +188,7 @@ def classify_images(model, paths, class_names, raw_pixels, mirror_average=False,
         results.append({"path": str(path), "predicted": class_names[order[0]],
                         "probability": float(p[order[0]]),
                         "probabilities": {class_names[i]: float(p[i]) for i in order}})
-    return results, skipped
+    return results
 
 
 def format_images(results):
@@ -232,8 +236,9 @@ def evaluate(args):
         else:
             class_names = datasets.default_class_names(inference.num_classes(model))
         summary["crop"] = crop_for(args.crop, class_names)
-        summary["images"], summary["skipped"] = classify_images(
-            model, images, list(class_names), raw_pixels, args.mirror_average, summary["crop"])
+        images, summary["skipped"] = readable_images(images, warn)
+        summary["images"] = classify_images(model, images, list(class_names), raw_pixels,
+                                            args.mirror_average, summary["crop"])
 
     if args.json:
         print(json.dumps(summary, indent=2))
