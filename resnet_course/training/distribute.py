@@ -41,6 +41,7 @@ from resnet_course.training.train_config import TrainError
 # How long a worker waits for its peers: at start-up (all of them listening) and then for any
 # collective operation; a peer silent for longer is taken for lost and the run stops.
 DEFAULT_WORKER_TIMEOUT = WORKER_TIMEOUT
+BARRIER_TIMEOUT = 7 * 24 * 3600
 # The errors a collective operation raises when a peer is gone or silent.
 PEER_ERRORS = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
                tf.errors.CancelledError, tf.errors.AbortedError, tf.errors.InternalError,
@@ -87,9 +88,11 @@ class Distribution:
         if not self.multi_worker:
             return
         one = tf.constant(1.0)
+        # None would mean the strategy's own timeout (--worker-timeout), which writing the
+        # results may exceed: a week instead
         self.strategy.extended.reduce_to(
             tf.distribute.ReduceOp.SUM, one, destinations=one,
-            options=tf.distribute.experimental.CommunicationOptions(timeout_seconds=None))
+            options=tf.distribute.experimental.CommunicationOptions(timeout_seconds=BARRIER_TIMEOUT))
 
     def to_dict(self):
         return {"kind": self.kind, "workers": self.num_workers, "replicas": self.replicas,
@@ -180,7 +183,7 @@ def listen_on(address):
     return listener
 
 
-def wait_for_peers(addresses, own, timeout):
+def wait_for_peers(addresses, own, timeout, log=print):
     """Return once every address but ``own`` accepts a TCP connection; TrainError naming the
     first that did not within ``timeout`` seconds. (MultiWorkerMirroredStrategy's constructor
     itself waits for every worker without a time limit, so this comes first: each worker
@@ -190,6 +193,7 @@ def wait_for_peers(addresses, own, timeout):
         if index == own:
             continue
         host, port = parse_address(address, "TF_CONFIG")
+        said = False
         while True:
             try:
                 with socket.create_connection((host, port), timeout=2):
@@ -201,6 +205,10 @@ def wait_for_peers(addresses, own, timeout):
                         f"({err.strerror or err}): start train.py there with the same cluster "
                         f"and task index {index}, or check the address and the firewall "
                         f"(--worker-timeout to wait longer).") from None
+                if not said:
+                    log(f"worker {own}: waiting for worker {index} at {address} (up to "
+                        f"{timeout:g} s)")
+                    said = True
                 time.sleep(0.5)
 
 
@@ -236,7 +244,7 @@ def make_distribution(kind, cluster=None, task_index=None, timeout=DEFAULT_WORKE
     addresses, own = read_tf_config(os.environ.get("TF_CONFIG"))
     listener = listen_on(addresses[own])
     try:
-        wait_for_peers(addresses, own, timeout)
+        wait_for_peers(addresses, own, timeout, log)
     finally:
         listener.close()  # TensorFlow's server listens there from now on
     log(f"worker {own}: all {len(addresses)} workers answer; starting TensorFlow's collectives")

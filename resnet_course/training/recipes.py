@@ -11,8 +11,11 @@ PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
 # CPU); tf.distribute.MultiWorkerMirroredStrategy (processes on one or several machines).
 DISTRIBUTE = ("none", "mirrored", "multi-worker")
 # Seconds a worker waits for the others (at start-up, then at every collective step) before
-# taking one for lost: more than a checkpoint's writing or a first step's graph tracing.
-WORKER_TIMEOUT = 120
+# taking one for lost. A worker that dies is noticed sooner, by TensorFlow's heartbeats (20-30 s
+# here); this bounds the wait for one that is alive but silent, and must exceed the longest
+# time one worker may spend alone: a first epoch's graph tracing, an epoch-end checkpoint, on a
+# loaded machine (two workers on 2 cores under load 20 once took over 120 s).
+WORKER_TIMEOUT = 600
 
 
 # Defaults of the options the user leaves out: what every data set's recipe shares ...

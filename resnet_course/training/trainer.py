@@ -129,17 +129,26 @@ def run(options, command=None, resume=False, overwrite=False, log=print, distrib
         with dtype_policy(PRECISIONS[config.precision]):
             metrics = _train_and_report(config, out, write_to, start_epoch, history, model_path,
                                         command, log, distribution)
+        if metrics is None:  # a worker other than the chief: it waits while the chief writes
+            distribution.barrier()
+            return None
+    except distributing.PEER_ERRORS as err:  # a collective failed: a peer is gone or silent
+        if not distribution.multi_worker:
+            raise
+        raise TrainError(distributing.lost_worker_message(
+            err, distribution, out, len(history.get("loss", [])))) from None
     finally:
         if write_to != out:
             shutil.rmtree(write_to, ignore_errors=True)
-    if metrics is None:  # a worker other than the chief: it waits while the chief writes
-        distribution.barrier()
-        return None
     metrics["wall_seconds"] = time.perf_counter() - wall_start
     write_json(out / "metrics.json", metrics)
     log(f"test accuracy {metrics['test']['accuracy']:.4f}, loss {metrics['test']['loss']:.4f}; "
         f"results in {out}/")
-    distribution.barrier()
+    try:
+        distribution.barrier()
+    except distributing.PEER_ERRORS as err:  # the results are written: nothing is lost
+        log(f"note: another worker left before the end ({type(err).__name__}); the results "
+            f"in {out} are complete")
     return metrics
 
 
@@ -214,15 +223,9 @@ def _train_and_report(config, out, write_to, start_epoch, history, model_path, c
             distributing.build_for_fit(model, distribution, pipeline.element_spec)
             if distribution.replicas > 1:
                 callbacks.insert(0, distributing.AverageMovingStatistics(distribution.strategy))
-        try:
-            model.fit(pipeline, epochs=config.epochs, initial_epoch=start_epoch,
-                      steps_per_epoch=steps_per_epoch, validation_data=validation,
-                      callbacks=callbacks, shuffle=False, verbose=1)
-        except distributing.PEER_ERRORS as err:
-            if not distribution.multi_worker:
-                raise
-            raise TrainError(distributing.lost_worker_message(
-                err, distribution, out, len(history.get("loss", [])))) from None
+        model.fit(pipeline, epochs=config.epochs, initial_epoch=start_epoch,
+                  steps_per_epoch=steps_per_epoch, validation_data=validation,
+                  callbacks=callbacks, shuffle=False, verbose=1)
     else:
         log(f"the checkpoint has all {start_epoch} epochs; writing the run's results")
 
