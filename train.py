@@ -117,8 +117,9 @@ def build_parser():
     p.add_argument("--out", metavar="DIR",
                    help="run folder for checkpoint and results (default: runs/<dataset>-<model>)")
     p.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its last checkpoint; only --epochs may "
-                        "change (default: off)")
+                   help="continue the run in --out from its last checkpoint; only --epochs (and "
+                        "where it runs: --distribute, --cluster, ...) may change; nothing "
+                        "left to train: nothing is written (default: off)")
     p.add_argument("--overwrite", action="store_true",
                    help="start a new run even if --out holds one (default: off, refuse)")
     p.add_argument("--list-models", action="store_true", help="describe every model and exit")
