@@ -4,6 +4,7 @@
     python evaluate.py runs/r20/model.keras --data cifar10 --json
     python evaluate.py outputs/resnet50_signs.keras --data datasets/test_signs.h5
     python evaluate.py outputs/resnet50_signs.keras images/my_image.jpg
+    python evaluate.py outputs/resnet50_signs.keras photos/ 'more/*.jpg'   # folders, globs
 
 On data: accuracy, loss, per-class precision/recall/F1/support and the confusion matrix.
 On images: the predicted class and every class probability (top 5 when there are more);
@@ -11,10 +12,14 @@ each image is turned upright, cut to a square (around the hand for SIGNS models,
 notebook's load_my_image does; the centre square for others: --crop) and resized to the model's
 input size.  Models from train.py take raw 0-255 pixels (input scaling inside); others
 (e.g. saved in a notebook after fitting X / 255) get 0-1 pixels; --pixels overrides.
+An IMAGE may be a folder (every file in it and its subfolders) or a glob ('photos/*.jpg',
+'photos/**/*.png'); hidden files and folders are skipped, and each file that is not an image
+is named in one line on stderr while the others are classified.
 Without --data and images, the data set recorded in metrics.json next to the model is used.
 The model file is a .keras file or a legacy HDF5 one (.h5, as Keras 2 saved), told by its
 content, whatever its name.
 """
+import glob
 import json
 import sys
 from pathlib import Path
@@ -36,7 +41,8 @@ def build_parser():
                    help="a model saved by train.py or the notebook (.keras), or in the legacy "
                         "HDF5 format (.h5, .hdf5)")
     p.add_argument("images", nargs="*", metavar="IMAGE",
-                   help="image files (JPEG, PNG, ...) to classify (default: none)")
+                   help="image files (JPEG, PNG, ...), folders of them or globs to classify "
+                        "(default: none)")
     p.add_argument("--image", action="append", default=[], metavar="IMAGE",
                    help="an image file to classify; repeatable (default: none)")
     p.add_argument("--data", metavar="NAME|PATH",
@@ -102,6 +108,72 @@ def crop_for(crop, class_names):
     return "centre" if tuple(class_names) == tuple(cifar10.CLASS_NAMES) else "hand"
 
 
+def warn(line):
+    print(line, file=sys.stderr)
+
+
+def is_hidden(path, below):
+    """True when ``path`` or one of its folders below the folder ``below`` starts with a dot."""
+    return any(part.startswith(".") for part in Path(path).relative_to(below).parts)
+
+
+def expand_image_paths(given):
+    """The files ``given`` names, in order: a file as it is, a folder as every file in it
+    and its subfolders (sorted), a glob (``*``, ``?``, ``[...]``; ``**`` for any depth) as the
+    files it matches (sorted). Hidden files and folders met in a folder or glob are skipped;
+    one named on its own is read.
+    Raises inference.ImageError for a folder without files, a glob matching none or a missing
+    path (the message of the photo loader)."""
+    from resnet_course.training import inference
+
+    def files_in(folder):
+        return sorted(p for p in folder.rglob("*") if p.is_file() and not is_hidden(p, folder))
+
+    paths = []
+    for item in map(str, given):
+        path = Path(item)
+        if path.is_dir():
+            found = files_in(path)
+            if not found:
+                raise inference.ImageError(f"{path}: a folder with no image files in it.")
+            paths += found
+        elif not path.exists() and glob.has_magic(item):
+            # what the shell would have given (glob, like it, skips dot files and folders):
+            # the matches, a matched folder as its files
+            matches = [Path(p) for p in sorted(glob.glob(item, recursive=True))]
+            found = [f for m in matches for f in (files_in(m) if m.is_dir() else [m])]
+            if not found:
+                raise inference.ImageError(f"{item}: matches no file.")
+            paths += found
+        else:  # a file (hidden or not: named on purpose), or a missing one that load reports
+            paths.append(path)
+    return paths
+
+
+def readable_images(paths, warn):
+    """(the paths that are images, [{path, reason}] of the others): each file opened as the
+    classifier will open it; ``warn`` gets one line per file that is not an image. A single
+    path is passed through (classify_images reports it as the error it is); ImageError when
+    none of several files is an image."""
+    from resnet_course.learner.signs_files import load_photo
+    from resnet_course.training import inference
+
+    if len(paths) <= 1:
+        return list(paths), []
+    readable, skipped = [], []
+    for path in paths:
+        try:
+            load_photo(path)
+            readable.append(path)
+        except inference.ImageError as err:
+            skipped.append({"path": str(path), "reason": str(err)})
+            warn(f"{PROG}: skipped: {err}")
+    if not readable:
+        raise inference.ImageError(f"none of the {len(paths)} files is an image Pillow can "
+                                   f"read (each named above).")
+    return readable, skipped
+
+
 def classify_images(model, paths, class_names, raw_pixels, mirror_average=False, crop="hand"):
     import numpy as np
 
@@ -140,7 +212,7 @@ def evaluate(args):
     if raw_pixels is None:
         raw_pixels = inference.takes_raw_pixels(model)
     run_info = run_info_next_to(args.model)
-    images = [*args.images, *args.image]
+    images = expand_image_paths([*args.images, *args.image])
     data = args.data
     if data is None and not images:
         # the run's own test split, the same subset as train.py's final evaluation
@@ -164,6 +236,7 @@ def evaluate(args):
         else:
             class_names = datasets.default_class_names(inference.num_classes(model))
         summary["crop"] = crop_for(args.crop, class_names)
+        images, summary["skipped"] = readable_images(images, warn)
         summary["images"] = classify_images(model, images, list(class_names), raw_pixels,
                                             args.mirror_average, summary["crop"])
 

@@ -5,22 +5,31 @@
     python train.py --dataset signs --out runs/signs       # course ResNet50, the notebook's recipe
     python train.py --out runs/r20 --resume --epochs 40      # continue (or extend) a run
     python train.py --dataset cifar10 --precision bfloat16 --out runs/r20-bf16  # CPUs with bf16
+    python train.py --dataset cifar10 --distribute mirrored --out runs/r20   # the GPUs here
+    python train.py --dataset cifar10 --distribute multi-worker --cluster 10.0.0.1:2222,10.0.0.2:2222 --task-index 0 --out runs/r20   # on 10.0.0.1 (and --task-index 1 on 10.0.0.2)
 
 Writes into --out: a checkpoint after every epoch (model + optimizer state, history;
 --resume continues from it), then model.keras (input scaling inside: it takes raw
 0-255 images), metrics.json, curves.png, confusion_matrix.png and inference.png.
 Options left out take the data set's recipe (shown as "signs: ... / cifar10: ...").
+
+With --distribute, --batch-size is still the global batch (split over the replicas), so the
+recipe trains as on one CPU; only the chief (task 0) writes into --out, and every worker
+resumes a multi-worker run from the chief's checkpoint (--out shared, or a copy of it).
 """
 import sys
 
 from resnet_course.learner import tf_environment
 from resnet_course.models.architectures import MODEL_NAMES, PLAIN_MODEL_NAMES
 from resnet_course.training import cli
-from resnet_course.training.recipes import DEFAULT_DATASET, OPTIMIZERS, PRECISIONS, RECIPES, SCHEDULES
+from resnet_course.training.recipes import (DEFAULT_DATASET, DISTRIBUTE, OPTIMIZERS, PRECISIONS,
+                                           RECIPES, SCHEDULES, WORKER_TIMEOUT)
 
 tf_environment.apply_defaults()  # before TensorFlow loads (oneDNN kernels on every x86 CPU)
 
 PROG = "train.py"
+# Where the run's replicas are, not what it computes: a resumed run may change them.
+DISTRIBUTION_OPTIONS = ("distribute", "cluster", "task_index", "worker_timeout")
 
 
 def recipe_default(field):
@@ -41,9 +50,12 @@ def build_parser():
                    help=f"passes over the training images, or of --steps-per-epoch batches "
                         f"(default: {recipe_default('epochs')})")
     p.add_argument("--batch-size", type=int, metavar="N",
-                   help=f"images per training step (default: {recipe_default('batch_size')})")
+                   help=f"images per training step, over all replicas with --distribute "
+                        f"(default: {recipe_default('batch_size')})")
     p.add_argument("--lr", type=float,
-                   help=f"peak learning rate (default: {recipe_default('lr')})")
+                   help=f"peak learning rate (default: the recipe's, {recipe_default('lr')}, "
+                        f"scaled linearly with --batch-size from the recipe's batch: "
+                        f"lr x batch / recipe batch, Goyal et al. 2017)")
     p.add_argument("--optimizer", choices=OPTIMIZERS,
                    help=f"sgd has momentum 0.9 (default: {recipe_default('optimizer')})")
     p.add_argument("--schedule", choices=SCHEDULES,
@@ -86,11 +98,28 @@ def build_parser():
     p.add_argument("--steps-per-epoch", type=int, metavar="N",
                    help="batches per epoch, e.g. 2 for a quick check (default: one pass over "
                         "the training images)")
+    p.add_argument("--distribute", choices=DISTRIBUTE,
+                   help="none: one replica; mirrored: tf.distribute.MirroredStrategy over this "
+                        "machine's GPUs (its CPU when it has none); multi-worker: "
+                        "MultiWorkerMirroredStrategy over the processes of TF_CONFIG or "
+                        "--cluster, one per machine (default: none)")
+    p.add_argument("--cluster", metavar="HOST:PORT,...",
+                   help="multi-worker: every worker's address, the chief first; writes TF_CONFIG "
+                        "(default: TF_CONFIG from the environment)")
+    p.add_argument("--task-index", type=int, metavar="N",
+                   help="multi-worker with --cluster: which worker this process is; 0, the chief, "
+                        "writes the checkpoints and results (default: none)")
+    p.add_argument("--worker-timeout", type=float, metavar="SECONDS",
+                   default=WORKER_TIMEOUT,
+                   help="multi-worker: how long to wait for the other workers at the start and "
+                        "at every collective step before taking one for lost (default: "
+                        "%(default)s)")
     p.add_argument("--out", metavar="DIR",
                    help="run folder for checkpoint and results (default: runs/<dataset>-<model>)")
     p.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its last checkpoint; only --epochs may "
-                        "change (default: off)")
+                   help="continue the run in --out from its last checkpoint; only --epochs (and "
+                        "where it runs: --distribute, --cluster, ...) may change; nothing "
+                        "left to train: nothing is written (default: off)")
     p.add_argument("--overwrite", action="store_true",
                    help="start a new run even if --out holds one (default: off, refuse)")
     p.add_argument("--list-models", action="store_true", help="describe every model and exit")
@@ -107,11 +136,14 @@ def main(argv=None):
 
     from resnet_course.training import trainer
 
+    distribute = {"kind": args.distribute, "cluster": args.cluster,
+                  "task_index": args.task_index, "timeout": args.worker_timeout}
     options = {key: value for key, value in vars(args).items()
-               if key not in ("resume", "overwrite", "list_models")}
+               if key not in ("resume", "overwrite", "list_models", *DISTRIBUTION_OPTIONS)}
     command = [PROG, *(sys.argv[1:] if argv is None else argv)]
     def train():
-        trainer.run(options, command=command, resume=args.resume, overwrite=args.overwrite)
+        trainer.run(options, command=command, resume=args.resume, overwrite=args.overwrite,
+                    distribute=distribute)
 
     return cli.run_main(PROG, train, (trainer.TrainError, OSError),
                         interrupted="interrupted; the last finished epoch is checkpointed in "

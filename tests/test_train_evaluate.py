@@ -311,6 +311,67 @@ def test_the_shared_zip_is_the_default_cifar10_source():
     assert data.class_names == CLASS_NAMES
 
 
+# ---- a resume is the run it continues (issue 30) -------------------------------------------
+
+def run_files(out):
+    """{name: (mtime in ns, bytes)} of every file in a run folder."""
+    return {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in sorted(Path(out).iterdir())}
+
+
+def test_a_resume_with_nothing_to_train_writes_nothing(tiny_cifar, tmp_path, capsys):
+    """A finished run resumed without more epochs: said in one line, and no file changes
+    (the old code said "raise --epochs" and still rewrote model.keras and metrics.json)."""
+    out = tmp_path / "done"
+    code, _, err = run(train, ["--dataset", tiny_cifar, "--model", "resnet20", "--epochs", "1",
+                               "--train-size", "40", "--test-size", "20", "--out", out,
+                               *QUICK], capsys)
+    assert code == 0, err
+    before = run_files(out)
+    code, out_text, err = run(train, ["--out", out, "--resume"], capsys)
+    assert code == 0, err
+    assert "nothing to train" in out_text and "--epochs" in out_text
+    assert run_files(out) == before
+
+
+def test_an_interrupted_and_resumed_run_is_the_uninterrupted_run(tiny_cifar, tmp_path, capsys,
+                                                                  monkeypatch):
+    """Stopped after epoch 1 of 3 (as by Ctrl-C, after its checkpoint), then resumed: the same
+    per-epoch losses, final weights and test results as the run that was never stopped, since
+    the data order and the augmentation are functions of (seed, step), not of where the
+    process started (the old code re-seeded with seed + epoch and drew other batches)."""
+    from resnet_course.training.checkpoints import EpochRecorder
+
+    common = ["--dataset", tiny_cifar, "--model", "resnet20", "--epochs", "3",
+              "--steps-per-epoch", "4", "--batch-size", "16", "--train-size", "100",
+              "--test-size", "30", "--seed", "3"]
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    code, _, err = run(train, [*common, "--out", whole], capsys)
+    assert code == 0, err
+
+    save = EpochRecorder.save
+    def save_then_stop(self, epoch):
+        save(self, epoch)
+        if epoch == 1:
+            raise KeyboardInterrupt
+    monkeypatch.setattr(EpochRecorder, "save", save_then_stop)
+    code, _, err = run(train, [*common, "--out", parts], capsys)
+    assert code == 130 and "--resume" in err
+    monkeypatch.setattr(EpochRecorder, "save", save)
+    code, _, err = run(train, ["--out", parts, "--resume"], capsys)
+    assert code == 0, err
+
+    a, b = metrics_of(whole), metrics_of(parts)
+    assert b["resumed_from_epoch"] == 1
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy", "lr"):
+        np.testing.assert_allclose(b["history"][key], a["history"][key], rtol=1e-4, atol=1e-6,
+                                   err_msg=key)
+    assert b["test"]["accuracy"] == a["test"]["accuracy"]
+    assert b["test"]["loss"] == pytest.approx(a["test"]["loss"], rel=1e-4)
+    for x, y in zip(keras.models.load_model(whole / "model.keras").get_weights(),
+                    keras.models.load_model(parts / "model.keras").get_weights()):
+        np.testing.assert_allclose(y, x, rtol=1e-4, atol=1e-5)
+
+
 # ---- bad input: one line, non-zero exit, nothing lost -------------------------------------
 
 def test_train_rejects_bad_datasets_and_models(tmp_path, capsys):
@@ -436,6 +497,56 @@ def test_evaluate_classifies_an_image_with_a_model_without_class_names(tmp_path,
     assert summary["pixels"] == "0-1"  # no Rescaling layer: the images are divided by 255
     assert set(summary["images"][0]["probabilities"]) == set(CLASS_NAMES)
     assert summary["crop"] == "centre"  # a CIFAR-10 model: photos of anything, no hand to find
+
+
+def photo_folder(root):
+    """photos/ with three images (one in a subfolder), two hidden ones and a notes.txt."""
+    photos = root / "photos"
+    (photos / "sub").mkdir(parents=True)
+    (photos / ".thumbnails").mkdir()
+    rng = np.random.default_rng(1)
+    for name in ("a.png", "b.jpg", "sub/c.png", ".thumbnails/d.png", ".e.png"):
+        Image.fromarray(rng.integers(0, 256, (40, 30, 3), dtype=np.uint8)).save(photos / name)
+    (photos / "notes.txt").write_text("where I took them")
+    return photos
+
+
+def test_evaluate_classifies_every_image_of_a_folder_or_a_glob(tmp_path, capsys):
+    """A folder (its subfolders too, hidden ones skipped) or a glob, quoted or expanded by the
+    shell: every image classified, each other file named in one line, and on it goes (the old
+    code took a folder for a missing file and stopped at notes.txt)."""
+    inputs = keras.Input((32, 32, 3))
+    outputs = keras.layers.Dense(10, activation="softmax")(keras.layers.Flatten()(inputs))
+    model_path = tmp_path / "m.keras"
+    keras.Model(inputs, outputs).save(model_path)
+    photos = photo_folder(tmp_path)
+    images = {str(photos / name) for name in ("a.png", "b.jpg", "sub/c.png")}
+
+    # photos/* as bash expands it (no dot files)
+    shell_expanded = sorted(str(p) for p in photos.glob("*") if not p.name.startswith("."))
+    for given in ([photos], shell_expanded, [str(photos / "*")], [str(photos / "**" / "*.png")]):
+        code, out_text, err = run(evaluate, [model_path, *given, "--json"], capsys)
+        assert code == 0, (given, err)
+        summary = json.loads(out_text)
+        expected = images if "*.png" not in str(given[-1]) else images - {str(photos / "b.jpg")}
+        assert {r["path"] for r in summary["images"]} == expected, given
+        skipped = [line for line in err.splitlines() if "notes.txt" in line]
+        if "*.png" not in str(given[-1]):
+            assert len(skipped) == 1 and "not an image" in skipped[0], err
+            assert [s["path"] for s in summary["skipped"]] == [str(photos / "notes.txt")]
+        assert ".thumbnails" not in out_text + err and ".e.png" not in out_text + err
+
+    code, out_text, err = run(evaluate, [model_path, photos], capsys)  # the text report
+    assert code == 0
+    assert sum(path in out_text for path in images) == 3
+    assert len([line for line in err.splitlines() if "notes.txt: not an image" in line]) == 1
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    line = error_line(*run(evaluate, [model_path, empty], capsys)[::2])
+    assert "no image files" in line and "empty" in line
+    line = error_line(*run(evaluate, [model_path, str(tmp_path / "nope" / "*.jpg")], capsys)[::2])
+    assert "matches no file" in line
 
 
 def test_image_files_are_cut_around_the_hand_for_signs_models_and_to_the_centre_otherwise(tmp_path):
@@ -571,6 +682,28 @@ def test_cutout_and_label_smoothing_train_resnet9(tiny_cifar, tmp_path, capsys):
     _, checkpoint = checkpoints.read_checkpoint(out)
     loss = inference.load_model_file(checkpoint, compile=True).loss
     assert loss.get_config()["label_smoothing"] == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize("family, shape", [("cifar10", (32, 32, 3)), ("signs", (64, 64, 3))])
+def test_the_training_pipeline_started_at_step_t_yields_the_batches_of_step_t_on(family, shape):
+    """What --resume relies on, for both augmentations: order and augmentation are functions of
+    (seed, step), whatever step the pipeline starts at; batches run on across passes."""
+    from resnet_course.training.pipelines import train_pipeline
+    from resnet_course.training.train_config import resolve_config
+    X = np.random.default_rng(0).integers(0, 256, (21, *shape), dtype=np.uint8)
+    y = np.arange(21) % 6
+    config = resolve_config({"dataset": family, "batch_size": 4, "out": "unused"})
+
+    def batches(start, count, seed=5):
+        return [(a.numpy(), b.numpy()) for a, b in
+                train_pipeline(X, y, 6, config, family, seed, start_step=start).take(count)]
+
+    whole, late = batches(0, 9), batches(6, 3)  # pass 1 begins inside batch 5
+    for (images, labels), (images_late, labels_late) in zip(whole[6:], late):
+        np.testing.assert_array_equal(images_late, images)
+        np.testing.assert_array_equal(labels_late, labels)
+    assert not np.array_equal(whole[0][0], batches(0, 1, seed=6)[0][0])  # the seed matters
+    assert not np.allclose(whole[0][0], X[:4] / 255) and whole[0][0].shape == (4, *shape)
 
 
 def test_training_pipeline_cuts_out_squares_of_the_same_crops():

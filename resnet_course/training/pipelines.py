@@ -1,12 +1,19 @@
-"""The arrays a run trains, validates and recalibrates on, as tf.data pipelines."""
+"""The arrays a run trains, validates and recalibrates on, as tf.data pipelines.
+
+The training pipeline is a pure function of (seed, step): pass p over the training images
+is the permutation ``stateless_shuffle(range(n), (seed, p))``, batches run on across passes,
+and batch t is augmented with random numbers drawn from (seed, t). A pipeline started at
+step t (``start_step``, what --resume passes) therefore yields exactly the batches the
+uninterrupted run trained on from its step t.
+"""
 from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
 
 from resnet_course.data.sampling import stratified_indices
-from resnet_course.learner.training import make_train_dataset
-from resnet_course.training.augmentation import with_pad_crop_flip
+from resnet_course.learner.training import make_augmenter, to_unit_range
+from resnet_course.training.augmentation import pad_crop_flip
 from resnet_course.training.train_config import TrainError
 
 # BatchNorm statistics over 10,000 images are as good as over 50,000 (their standard error
@@ -41,16 +48,77 @@ def one_hot(y, num_classes):
     return np.eye(num_classes, dtype="float32")[y]
 
 
-def train_pipeline(X, y, num_classes, config, family, seed):
-    """One repeated, shuffled, batched (and augmented: ``family`` says how) tf.data pipeline
-    for every epoch."""
-    signs_augmentation = config.augment and family == "signs"
-    dataset = make_train_dataset(X, one_hot(y, num_classes), config.batch_size,
-                                 augment=signs_augmentation, seed=seed)
-    if config.augment and family == "cifar10":
-        dataset = with_pad_crop_flip(dataset, seed=seed,
-                                     cutout=config.cutout).prefetch(tf.data.AUTOTUNE)
-    return dataset
+# Keras's random layers (the SIGNS augmentation) draw from a counter-based SeedGenerator:
+# batch t sets every generator's counter to t * STEP_STRIDE, so a layer may draw up to
+# STEP_STRIDE times per batch before the next batch's numbers overlap.
+STEP_STRIDE = 1 << 16
+
+
+def index_stream(n, seed, start=0):
+    """Endless tf.data stream of int64 image indices: pass p over range(n) in the order
+    stateless_shuffle(range(n), seed=(seed, p)), from the ``start``-th index on (indices of
+    earlier passes are never computed)."""
+    first_pass, offset = divmod(int(start), n)
+
+    def one_pass(p):
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(n, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), p]))
+        return tf.data.Dataset.from_tensor_slices(order)
+
+    return (tf.data.Dataset.range(first_pass, np.iinfo(np.int64).max)
+            .flat_map(one_pass).skip(offset))
+
+
+def _seed_generators(model):
+    """(generator, its seed) of every Keras SeedGenerator in the layers of ``model``."""
+    found = []
+    for layer in model._flatten_layers(include_self=False):
+        for generator in getattr(layer, "_seed_generators", []):
+            found.append((generator, int(generator.state.numpy()[0])))
+    return found
+
+
+def signs_augmentation(seed):
+    """The notebook's augmenter as a function (images in [0, 1], step) -> images whose random
+    draws depend on (seed, step) only."""
+    augmenter = make_augmenter(seed)
+    augmenter.build((None, None, None, 3))
+    generators = _seed_generators(augmenter)
+
+    def augment(images, step):
+        for generator, first in generators:  # ordered before the layers' reads (same resource)
+            generator.state.assign(tf.stack([tf.constant(first, generator.state.dtype),
+                                             tf.cast(step * STEP_STRIDE, generator.state.dtype)]))
+        return augmenter(images, training=True)
+
+    return augment
+
+
+def train_pipeline(X, y, num_classes, config, family, seed, start_step=0):
+    """The endless, shuffled, batched (and augmented: ``family`` says how) tf.data pipeline of
+    every epoch, from batch ``start_step`` on: batch t is the same whatever step the pipeline
+    starts at (module docstring). Elements: (float32 images in [0, 1], one-hot labels)."""
+    images = tf.constant(X)
+    labels = tf.constant(one_hot(y, num_classes))
+    batch_size = config.batch_size
+    stream = (index_stream(len(X), seed, start=start_step * batch_size)
+              .batch(batch_size, drop_remainder=True)
+              .enumerate(start=start_step))
+    cifar_augmentation = config.augment and family == "cifar10"
+    signs_augment = signs_augmentation(seed) if config.augment and family == "signs" else None
+
+    def gather(step, indices):
+        batch = to_unit_range(tf.gather(images, indices))
+        if cifar_augmentation:
+            pair = tf.cast(tf.stack([tf.constant(seed, tf.int64), step]), tf.int32)
+            batch = pad_crop_flip(batch, pair, cutout=config.cutout)
+        elif signs_augment is not None:
+            batch = signs_augment(batch, step)
+        return batch, tf.gather(labels, indices)
+
+    # The SIGNS augmenter's generators are shared state: one batch at a time, in order.
+    parallel = None if signs_augment is not None else tf.data.AUTOTUNE
+    return stream.map(gather, num_parallel_calls=parallel).prefetch(tf.data.AUTOTUNE)
 
 
 def eval_pipeline(X, y, num_classes, batch_size):

@@ -7,6 +7,15 @@ OPTIMIZERS = ("sgd", "adam")
 # 1.3-1.4x faster on a CPU with AVX512_BF16, same SIGNS accuracy over five seeds (README,
 # "Measured results"); not the default because CPUs without bf16 units emulate it, slowly.
 PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
+# --distribute: one replica; tf.distribute.MirroredStrategy (the GPUs of this machine, or its
+# CPU); tf.distribute.MultiWorkerMirroredStrategy (processes on one or several machines).
+DISTRIBUTE = ("none", "mirrored", "multi-worker")
+# Seconds a worker waits for the others (at start-up, then at every collective step) before
+# taking one for lost. A worker that dies is noticed sooner, by TensorFlow's heartbeats (20-30 s
+# here); this bounds the wait for one that is alive but silent, and must exceed the longest
+# time one worker may spend alone: a first epoch's graph tracing, an epoch-end checkpoint, on a
+# loaded machine (two workers on 2 cores under load 20 once took over 120 s).
+WORKER_TIMEOUT = 600
 
 
 # Defaults of the options the user leaves out: what every data set's recipe shares ...

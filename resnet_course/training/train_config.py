@@ -60,11 +60,21 @@ def resolve_config(options):
     values = {f.name: default(f) if options.get(f.name) is None else options[f.name]
               for f in dataclasses.fields(TrainConfig)}
     values["dataset"] = dataset
+    if options.get("lr") is None and values["batch_size"] != recipe["batch_size"]:
+        values["lr"] = scaled_lr(recipe["lr"], recipe["batch_size"], values["batch_size"])
     if values["out"] is None:
         values["out"] = str(Path("runs") / f"{Path(dataset).stem}-{values['model']}")
     config = TrainConfig(**values)
     check_config(config, family)
     return config
+
+
+def scaled_lr(lr, reference_batch, batch):
+    """The linear scaling rule (Goyal et al. 2017, "Accurate, Large Minibatch SGD"): the
+    recipe's peak rate ``lr`` at its ``reference_batch``, times batch / reference_batch, for
+    a run whose --batch-size (the global batch, over all replicas) differs and whose --lr
+    is not given."""
+    return lr * batch / reference_batch
 
 
 def family_of(dataset):
