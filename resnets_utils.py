@@ -1,4 +1,4 @@
-# Generated from resnet_course/learner/signs_files.py (python -m resnet_course.course.learner_files).
+# Generated from the course's learner/signs_files.py; edit that, not this copy.
 """Helpers for the ResNet50 assignment: loading the SIGNS data, a look at it, your own photo.
 
 Stand-alone (numpy, h5py, matplotlib, Pillow); at import it checks that TensorFlow and Keras
@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from hand_framing import model_view
+from hand_framing import model_view, to_8_bits
 
 
 # ---- Versions ---- (identical numbers on these; older Keras lacks arguments the course uses)
@@ -59,7 +59,7 @@ check_versions()
 # ---- Data ----
 IMAGE_SHAPE = (64, 64, 3)
 DATA_FILES = {"train": "train_signs.h5", "test": "test_signs.h5"}
-REBUILD_HINT = "delete it and run `make data` (or download the course's file again)"
+REBUILD_HINT = "replace it with the course's file (download it again, or unzip it from the course's zip, ResNet50.zip)"
 
 
 class DatasetError(ValueError):
@@ -89,8 +89,8 @@ def load_split(file, split):
     file = Path(file)
     if not file.is_file():
         raise DatasetError(
-            f"{file}: file not found; run `make data` to build it (or copy the course's "
-            f"{file.name} into {file.parent}/).")
+            f"{file}: file not found; put the course's {file.name} into {file.parent}/ (it is in "
+            f"the course's zip, ResNet50.zip).")
     x_key, y_key = f"{split}_set_x", f"{split}_set_y"
     try:
         with h5py.File(file, "r") as f:
@@ -140,8 +140,7 @@ def load_dataset(path="datasets"):
         raise DatasetError(
             f"{train_file} and {test_file} list different classes ({train_classes.tolist()} vs "
             f"{classes.tolist()}): they do not belong together; {REBUILD_HINT} for both.")
-    return X_train_orig, Y_train_orig.reshape(1, -1), X_test_orig, Y_test_orig.reshape(1, -1), \
-        classes
+    return X_train_orig, Y_train_orig.reshape(1, -1), X_test_orig, Y_test_orig.reshape(1, -1), classes
 
 
 def convert_to_one_hot(Y, C):
@@ -181,6 +180,7 @@ def load_photo(path):
     try:
         with Image.open(path) as img:
             img = ImageOps.exif_transpose(img)
+            img = to_8_bits(img) if img.mode.startswith("I") or img.mode == "F" else img  # 16-bit, float
             if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
                 img = img.convert("RGBA")
                 img = Image.alpha_composite(Image.new("RGBA", img.size, (255, 255, 255, 255)), img)
