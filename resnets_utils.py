@@ -55,7 +55,6 @@ def check_versions(tensorflow_version=None, keras_version=None):
 
 check_versions()
 
-
 # ---- Data ----
 IMAGE_SHAPE = (64, 64, 3)
 DATA_FILES = {"train": "train_signs.h5", "test": "test_signs.h5"}
@@ -65,9 +64,14 @@ REBUILD_HINT = "replace it with the course's file (download it again, or unzip i
 class DatasetError(ValueError):
     """A SIGNS data file is missing or not in the expected format; the message says the fix."""
 
+    def _render_traceback_(self):  # IPython (Jupyter) shows this one line, not frames of this module
+        return [f"{type(self).__name__}: {self}"]
+
 
 class ImageError(ValueError):
     """A photo given to load_my_image is missing or cannot be read as an image."""
+
+    _render_traceback_ = DatasetError._render_traceback_
 
 
 def _bad_file(file, problem):
@@ -88,9 +92,8 @@ def load_split(file, split):
     X uint8 (m, 64, 64, 3), Y int64 (m,). Raises DatasetError like load_dataset."""
     file = Path(file)
     if not file.is_file():
-        raise DatasetError(
-            f"{file}: file not found; put the course's {file.name} into {file.parent}/ (it is in "
-            f"the course's zip, ResNet50.zip).")
+        raise DatasetError(f"{file}: file not found; put the course's {file.name} into {file.parent}/ (it is "
+                           "in the course's zip, ResNet50.zip).")
     x_key, y_key = f"{split}_set_x", f"{split}_set_y"
     try:
         with h5py.File(file, "r") as f:
@@ -123,12 +126,9 @@ def load_split(file, split):
 def load_dataset(path="datasets"):
     """Load the SIGNS data set from ``path``/train_signs.h5 and ``path``/test_signs.h5.
 
-    Returns:
-    X_train_orig -- uint8 array (m_train, 64, 64, 3)
-    Y_train_orig -- int64 array (1, m_train), the class of each image
-    X_test_orig -- uint8 array (m_test, 64, 64, 3)
-    Y_test_orig -- int64 array (1, m_test)
-    classes -- int64 array (6,), the classes [0 1 2 3 4 5]
+    Returns X_train_orig, uint8 (m_train, 64, 64, 3); Y_train_orig, int64 (1, m_train), the class of
+    each image; X_test_orig, uint8 (m_test, 64, 64, 3); Y_test_orig, int64 (1, m_test); classes, int64
+    (6,), the classes [0 1 2 3 4 5].
 
     Raises DatasetError (a ValueError) saying which file is wrong, how, and how to fix it.
     """

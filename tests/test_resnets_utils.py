@@ -289,3 +289,11 @@ def test_a_32_bit_integer_or_float_image_is_scaled_from_its_own_range(tmp_path):
         photo = load_photo(tmp_path / name)
         assert photo.dtype == np.uint8 and photo.shape == (64, 48, 3), name
         np.testing.assert_allclose(photo[..., 0], expected, atol=1, err_msg=name)
+
+
+def test_a_wrong_photo_path_or_data_file_shows_one_line_in_jupyter(tmp_path):
+    # Issue 29, finding 8: IPython showed three frames of resnets_utils for a misspelt photo path.
+    for attempt in (lambda: load_my_image(tmp_path / "my_hand.jpg"), lambda: load_dataset(tmp_path)):
+        with pytest.raises(ValueError) as info:
+            attempt()
+        assert info.value._render_traceback_() == [f"{type(info.value).__name__}: {info.value}"]
