@@ -55,6 +55,7 @@ RUN_CELLS = """async (ids) => {
     const app = window.jupyterapp;
     const panel = app.shell.currentWidget;
     for (const id of ids) {
+        panel.content.deselectAll();
         panel.content.activeCellIndex = panel.content.widgets.findIndex(cell => cell.model.id === id);
         await app.commands.execute('notebook:run-cell');
     }
