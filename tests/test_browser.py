@@ -173,6 +173,7 @@ def _texts(outputs):
     return "".join(text)
 
 
+@pytest.mark.timeout(1800)  # the run (up to RUN_TIMEOUT_MS), then sections 6-8 again and a restart
 def test_the_solved_notebook_runs_all_in_the_learners_jupyterlab(browser, lab):
     page = _open(browser, lab, SOLVED, "solved")
     with _screenshot(lab, page, "solved"):
