@@ -243,10 +243,15 @@ def declared_default_problem(exercise, target):
 
 def _check_target(exercise, target):
     """Fails with one line for a function that is missing (its cell not run: the check cells pass
-    globals().get(name)) or whose declared defaults are not the template's."""
+    globals().get(name))."""
     if target is None:
         raise CheckFailed(f"{exercise} is not defined: run the cell that defines it (def {exercise}(...)) "
                           "first, then this one.")
+
+
+def _check_declared_defaults(exercise, target):
+    """Fails with one line when the declared defaults are not the template's. Run last, once the
+    function builds the right thing: a stub or a wrong layer is the message a learner needs first."""
     problem = declared_default_problem(exercise, target)
     if problem:
         raise CheckFailed(problem)
@@ -789,6 +794,7 @@ def _check_block(exercise, target, case):
                    [s.op.name for s in after], _BLOCK_HINTS, unapplied=unapplied)
     _check_kernels_and_training(context, [("main path", main), ("shortcut path", shortcut)])
     _check_outputs(exercise, target, case, context)
+    _check_declared_defaults(exercise, target)
 
 
 def check_identity_block(target, case):
@@ -1127,6 +1133,7 @@ def check_resnet50(target, case):
                        f"named '{name}').{effect}{default}{fix} so that BatchNormalization follows the model's mode: "
                        "batch statistics in fit(), moving statistics in predict() and model(X).")
     _check_inference_mode(context, model, tuple(args["input_shape"]))
+    _check_declared_defaults("ResNet50", target)
 
 
 def _fail_on_an_unapplied_block(context, model, items, covered):

@@ -200,8 +200,10 @@ def resnet50(input_shape=(64, 64, 3), classes=6, *, stage_blocks=(3, 4, 6, 3),
     for stage, (blocks, filters, s) in enumerate(zip(stage_blocks, stage_filters, stage_strides), start=2):
         X = reference.convolutional_block(X, f=3, filters=list(filters), s=s, **training)
         for k in range(1, blocks):
-            Y = identity_block(X, 3, list((identity_filters or {}).get(stage, filters)), **training)
-            X = X if dropped_block == (stage, k) else Y  # dropped: the learner's call without `X =`
+            if dropped_block == (stage, k):
+                identity_block(X, 3, list(filters), **training)  # the learner's call without `X =`
+                continue
+            X = identity_block(X, 3, list((identity_filters or {}).get(stage, filters)), **training)
     if head == "average":
         X = Flatten()(AveragePooling2D((2, 2))(X))
     elif head == "average_unapplied":
