@@ -118,10 +118,11 @@ KIT_TOOLING = re.compile(r"`make\b|\bmake (release|data|expected|lab|demo|depth|
 
 
 def _learner_text(name, data):
-    """What a learner reads of a file: a notebook's cell sources, a text file's text; None for binaries."""
+    """What a learner reads of a file: a notebook's cell sources, a text file's text; None for binaries
+    and for images/depth_results.json, the record of the run behind the figures (its command included)."""
     if name.endswith(".ipynb"):
         return "\n".join(cell.source for cell in nbformat.reads(data.decode("utf8"), as_version=4).cells)
-    if name.endswith((".py", ".md", ".txt", ".json")):
+    if name.endswith((".py", ".md", ".txt")):
         return data.decode("utf8")
     return None
 
