@@ -1,4 +1,4 @@
-# Generated from resnet_course/learner/display.py (python -m resnet_course.course.learner_files).
+# Generated from the course's learner/display.py; edit that, not this copy.
 """What the notebook shows while and after training: progress with the time left (and a clean stop
 on Kernel -> Interrupt), the model as one row per stage, the training curves, the confusion matrix.
 """

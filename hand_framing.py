@@ -1,4 +1,4 @@
-# Generated from resnet_course/learner/hand_framing.py (python -m resnet_course.course.learner_files).
+# Generated from the course's learner/hand_framing.py; edit that, not this copy.
 """Finding the hand in a photo with a plain background, and framing it as the SIGNS photos do.
 
 The SIGNS photos show one hand filling most of a square frame. A phone photo of a hand sign
@@ -144,3 +144,16 @@ def resized(square, size):
 def model_view(image, size=64):
     """What the model sees of a photo: frame_hand, then resized. uint8 (size, size, 3)."""
     return resized(frame_hand(np.asarray(image, dtype=np.uint8)), size)
+
+
+def to_8_bits(img):
+    """A one-channel image of 16-bit ("I;16*"), 32-bit integer ("I") or float ("F") pixels as an
+    8-bit "L" image: 16-bit values (and integers above 255) / 257, floats in 0-1 * 255, anything
+    else as 0-255. Pillow's own conversion clips at 255 instead: a 16-bit photo became white."""
+    values = np.asarray(img, dtype=np.float64)
+    top = values.max(initial=0)
+    if img.mode.startswith("I;16") or top > 255:
+        values = values / 257  # 0-65535 -> 0-255
+    elif img.mode == "F" and top <= 1:
+        values = values * 255
+    return Image.fromarray(np.clip(np.round(values), 0, 255).astype(np.uint8), mode="L")

@@ -16,8 +16,11 @@ inference and in training mode. The first problem found is raised as a
 The generic checks ``check_identity_block``, ``check_convolutional_block`` and ``check_resnet50``
 take a *case* (a dict: input spec, arguments, expected values; see check_cases.py).
 """
+import ast
 import difflib
+import inspect
 import os
+import textwrap
 import traceback
 
 import keras
@@ -168,6 +171,102 @@ def learner_frames(error):
     return [frame for frame in frames if not os.path.abspath(frame.filename).startswith(_NOT_LEARNER_CODE)]
 
 
+def placeholder_lines(target):
+    """Line numbers (in the learner's cell or file) of the assignments of ``None`` left in the
+    function's source, such as the course template's ``X = None`` placeholders; [] when there are
+    none or the source cannot be read (a function rebuilt elsewhere, e.g. by a grader)."""
+    try:
+        lines, start = inspect.getsourcelines(target)
+        tree = ast.parse(textwrap.dedent("".join(lines)))
+    except (OSError, TypeError, SyntaxError, IndentationError):
+        return []
+    return [start + node.lineno - 1 for node in ast.walk(tree)
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) and node.value.value is None
+            and all(isinstance(name, ast.Name) for name in node.targets)]
+
+
+def _placeholder_problem(target, name):
+    """The sentence for placeholder lines left in the learner's function, or ""."""
+    found = placeholder_lines(target)
+    if not found:
+        return ""
+    file = inspect.getsourcefile(target) or ""
+    where = "its cell" if file.startswith("<") or "ipykernel" in file else os.path.basename(file)
+    plural = "s" if len(found) != 1 else ""
+    return (f"{name} still holds {len(found)} placeholder line{plural} `... = None` (line{plural} "
+            f"{', '.join(map(str, found))} of {where}): replace each `None` with the layer call that the "
+            "comment above it describes.")
+
+
+# The signatures of the course's template: a learner's function must keep these defaults (a check
+# calls it with every argument, so a changed default passes unseen otherwise, and ResNet50 or a block
+# called without that argument would then build something else).
+TEMPLATE_DEFAULTS = {
+    "identity_block": {"training": True, "initializer": keras.initializers.RandomUniform},
+    "convolutional_block": {"s": 2, "training": True, "initializer": keras.initializers.GlorotUniform},
+    "ResNet50": {"input_shape": (64, 64, 3), "classes": 6},
+}
+TEMPLATE_SIGNATURES = {
+    "identity_block": "identity_block(X, f, filters, training=True, initializer=random_uniform)",
+    "convolutional_block": "convolutional_block(X, f, filters, s=2, training=True, initializer=glorot_uniform)",
+    "ResNet50": "ResNet50(input_shape=(64, 64, 3), classes=6)",
+}
+
+
+def _same_default(got, expected):
+    if isinstance(expected, type):
+        return got is expected
+    try:
+        return type(got) is type(expected) and got == expected
+    except Exception:  # noqa: BLE001  (a default whose == raises is not the template's)
+        return False
+
+
+def declared_default_problem(exercise, target):
+    """The sentence for a default of the learner's function that differs from the template's, or "".
+    Reads the signature of a plain Python function only: a stand-in (a grader replaying recorded
+    results) declares nothing, and is not checked here."""
+    if not inspect.isfunction(target):
+        return ""
+    try:
+        parameters = inspect.signature(target).parameters
+    except (TypeError, ValueError):
+        return ""
+    for name, expected in TEMPLATE_DEFAULTS[exercise].items():
+        parameter = parameters.get(name)
+        if parameter is None:
+            continue  # a renamed or missing argument fails the calls, with Python's own message
+        shown = getattr(expected, "__name__", None) and {"RandomUniform": "random_uniform",
+                                                         "GlorotUniform": "glorot_uniform"}[expected.__name__]
+        want = f"{name}={shown or repr(expected)}"
+        if parameter.default is inspect.Parameter.empty:
+            got = f"{name} without a default"
+        elif not _same_default(parameter.default, expected):
+            value = parameter.default
+            got = f"{name}={getattr(value, '__name__', None) or repr(value)}"
+        else:
+            continue
+        return (f"{exercise} declares {got}; the template's is {want}: keep the signature "
+                f"def {TEMPLATE_SIGNATURES[exercise]}:")
+    return ""
+
+
+def _check_target(exercise, target):
+    """Fails with one line for a function that is missing (its cell not run: the check cells pass
+    globals().get(name))."""
+    if target is None:
+        raise CheckFailed(f"{exercise} is not defined: run the cell that defines it (def {exercise}(...)) "
+                          "first, then this one.")
+
+
+def _check_declared_defaults(exercise, target):
+    """Fails with one line when the declared defaults are not the template's. Run last, once the
+    function builds the right thing: a stub or a wrong layer is the message a learner needs first."""
+    problem = declared_default_problem(exercise, target)
+    if problem:
+        raise CheckFailed(problem)
+
+
 def _call(context, target, *args, hint="", **kwargs):
     """Calls the learner's function; turns an exception or a None result into a CheckFailed."""
     name = getattr(target, "__name__", "your function")
@@ -185,13 +284,17 @@ def _call(context, target, *args, hint="", **kwargs):
         text = str(error).strip()
         if len(text) > 600:
             text = text[:600] + " ..."
-        advice = ""
-        if ("incompatible shapes" in text or "Cannot broadcast" in text) and hint:
+        advice, placeholders = "", _placeholder_problem(target, name)
+        if placeholders:
+            advice = f"\n  Hint: {placeholders}"
+        elif ("incompatible shapes" in text or "Cannot broadcast" in text) and hint:
             advice = f"\n  Hint: {hint}"
         elif "NoneType" in text:
             advice = "\n  Hint: is a `None` placeholder left in your code? Replace each one with your code."
         raise CheckFailed(f"{context}: calling {call_text} raised {type(error).__name__}: {text}{advice}",
                           learner_frames(error)) from error
+    if result is None and _placeholder_problem(target, name):
+        _fail(context, f"{call_text} returned None: {_placeholder_problem(target, name)}")
     if result is None:
         _fail(context, f"{call_text} returned None: end the function with `return X`"
                        + (" (the keras.Model)" if not args else ""))
@@ -889,6 +992,7 @@ def _check_outputs(exercise, target, case, context):
 
 
 def _check_block(exercise, target, case):
+    _check_target(exercise, target)
     context = _block_context(exercise, case)
     expected = case["expected"]
     steps, _, unapplied = _build_block(exercise, target, case, context)
@@ -904,6 +1008,7 @@ def _check_block(exercise, target, case):
     _compare_settings(context, [("main path", main), ("shortcut path", shortcut), ("after the Add", after)],
                       expected.get("settings", {}), own_weights=True)
     _check_outputs(exercise, target, case, context)
+    _check_declared_defaults(exercise, target)
 
 
 def check_identity_block(target, case):
@@ -1308,6 +1413,7 @@ def _compare_resnet50_outputs(context, records, outputs):
 
 def check_resnet50(target, case):
     """Checks ResNet50 against one case; raises CheckFailed on the first problem."""
+    _check_target("ResNet50", target)
     args = case["args"]
     expected = case["expected"]
     context = f"ResNet50({_format_args(args)})"
@@ -1340,6 +1446,7 @@ def check_resnet50(target, case):
         location, item = extras[0]
         _fail(context, f"unexpected {_format_item(item)} after {_where(location)}: "
                        "the residual blocks of stages 2 to 5 follow each other directly.")
+    _fail_on_an_unapplied_block(context, model, items, covered)
     _compare_stages(context, want_stages, stages)
     _compare_items(context, "head (after stage 5)", want_head, head, unapplied=unapplied,
                    hints={("AveragePooling2D", "pool_size"): "AveragePooling2D((2, 2)).",
@@ -1375,6 +1482,33 @@ def check_resnet50(target, case):
         training = np.asarray(keras.ops.convert_to_numpy(model(_check_images(args["input_shape"])[[0, 1]],
                                                                training=True)))
         _compare_resnet50_outputs(context, expected["outputs"], {False: inference, True: training})
+    _check_declared_defaults("ResNet50", target)
+
+
+def _fail_on_an_unapplied_block(context, model, items, covered):
+    """A block called without `X =` (its output dropped): its first layers take a tensor of the model
+    but nothing of the model takes what they compute. The model then lacks that block, and the stage
+    counts alone would contradict the learner's cell, which shows the call. Keras records those
+    layers on the tensors only (private attributes, as in _layers_called_on): where they are missing,
+    or for a model rebuilt from its config, the stage comparison speaks instead."""
+    inside = {id(op) for op in model.operations}
+    dropped = {}  # the model operation whose output a dropped block took -> the dropped layers
+    for op in model.operations:
+        for node in getattr(op, "_outbound_nodes", None) or []:
+            other = getattr(node, "operation", None)
+            if other is not None and id(other) not in inside:
+                dropped.setdefault(id(op), []).append(other)
+    for location, item, steps in zip(_locations(items), items, covered):
+        layers = next((dropped[id(step.op)] for step in steps if id(step.op) in dropped), None)
+        # a block: two layers take its input (main path and Add, or main path and shortcut conv)
+        if layers is None or len(layers) < 2 or not any(type(layer).__name__ == "Conv2D" for layer in layers):
+            continue
+        kind = "a convolutional block" if sum(type(layer).__name__ == "Conv2D" for layer in layers) >= 2 \
+            else "an identity block"
+        call = "convolutional_block" if kind.startswith("a conv") else "identity_block"
+        _fail(context, f"{kind} called after {_where(location)} is not applied: its layers were built on X, "
+                       f"but nothing takes its output, so the model skips it. Write `X = {call}(X, ...)`, "
+                       f"not `{call}(X, ...)` alone.")
 
 
 def _check_inference_mode(context, model, input_shape):

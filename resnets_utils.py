@@ -1,4 +1,4 @@
-# Generated from resnet_course/learner/signs_files.py (python -m resnet_course.course.learner_files).
+# Generated from the course's learner/signs_files.py; edit that, not this copy.
 """Helpers for the ResNet50 assignment: loading the SIGNS data, a look at it, your own photo.
 
 Stand-alone (numpy, h5py, matplotlib, Pillow); at import it checks that TensorFlow and Keras
@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from hand_framing import model_view
+from hand_framing import model_view, to_8_bits
 
 
 # ---- Versions ---- (identical numbers on these; older Keras lacks arguments the course uses)
@@ -55,19 +55,23 @@ def check_versions(tensorflow_version=None, keras_version=None):
 
 check_versions()
 
-
 # ---- Data ----
 IMAGE_SHAPE = (64, 64, 3)
 DATA_FILES = {"train": "train_signs.h5", "test": "test_signs.h5"}
-REBUILD_HINT = "delete it and run `make data` (or download the course's file again)"
+REBUILD_HINT = "replace it with the course's file (download it again, or unzip it from the course's zip, ResNet50.zip)"
 
 
 class DatasetError(ValueError):
     """A SIGNS data file is missing or not in the expected format; the message says the fix."""
 
+    def _render_traceback_(self):  # IPython (Jupyter) shows this one line, not frames of this module
+        return [f"{type(self).__name__}: {self}"]
+
 
 class ImageError(ValueError):
     """A photo given to load_my_image is missing or cannot be read as an image."""
+
+    _render_traceback_ = DatasetError._render_traceback_
 
 
 def _bad_file(file, problem):
@@ -88,9 +92,8 @@ def load_split(file, split):
     X uint8 (m, 64, 64, 3), Y int64 (m,). Raises DatasetError like load_dataset."""
     file = Path(file)
     if not file.is_file():
-        raise DatasetError(
-            f"{file}: file not found; run `make data` to build it (or copy the course's "
-            f"{file.name} into {file.parent}/).")
+        raise DatasetError(f"{file}: file not found; put the course's {file.name} into {file.parent}/ (it is "
+                           "in the course's zip, ResNet50.zip).")
     x_key, y_key = f"{split}_set_x", f"{split}_set_y"
     try:
         with h5py.File(file, "r") as f:
@@ -123,12 +126,9 @@ def load_split(file, split):
 def load_dataset(path="datasets"):
     """Load the SIGNS data set from ``path``/train_signs.h5 and ``path``/test_signs.h5.
 
-    Returns:
-    X_train_orig -- uint8 array (m_train, 64, 64, 3)
-    Y_train_orig -- int64 array (1, m_train), the class of each image
-    X_test_orig -- uint8 array (m_test, 64, 64, 3)
-    Y_test_orig -- int64 array (1, m_test)
-    classes -- int64 array (6,), the classes [0 1 2 3 4 5]
+    Returns X_train_orig, uint8 (m_train, 64, 64, 3); Y_train_orig, int64 (1, m_train), the class of
+    each image; X_test_orig, uint8 (m_test, 64, 64, 3); Y_test_orig, int64 (1, m_test); classes, int64
+    (6,), the classes [0 1 2 3 4 5].
 
     Raises DatasetError (a ValueError) saying which file is wrong, how, and how to fix it.
     """
@@ -140,8 +140,7 @@ def load_dataset(path="datasets"):
         raise DatasetError(
             f"{train_file} and {test_file} list different classes ({train_classes.tolist()} vs "
             f"{classes.tolist()}): they do not belong together; {REBUILD_HINT} for both.")
-    return X_train_orig, Y_train_orig.reshape(1, -1), X_test_orig, Y_test_orig.reshape(1, -1), \
-        classes
+    return X_train_orig, Y_train_orig.reshape(1, -1), X_test_orig, Y_test_orig.reshape(1, -1), classes
 
 
 def convert_to_one_hot(Y, C):
@@ -181,6 +180,7 @@ def load_photo(path):
     try:
         with Image.open(path) as img:
             img = ImageOps.exif_transpose(img)
+            img = to_8_bits(img) if img.mode.startswith("I") or img.mode == "F" else img  # 16-bit, float
             if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
                 img = img.convert("RGBA")
                 img = Image.alpha_composite(Image.new("RGBA", img.size, (255, 255, 255, 255)), img)

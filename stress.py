@@ -1,4 +1,4 @@
-# Generated from resnet_course/learner/stress.py (python -m resnet_course.course.learner_files).
+# Generated from the course's learner/stress.py; edit that, not this copy.
 """A harder stand-in for "photos taken elsewhere": held-out images changed in ways training mostly never uses.
 
 Photos of the same six signs taken by other people with another camera differ from SIGNS mainly

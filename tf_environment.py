@@ -1,10 +1,8 @@
-# Generated from resnet_course/learner/tf_environment.py (python -m resnet_course.course.learner_files).
+# Generated from the course's learner/tf_environment.py; edit that, not this copy.
 """TensorFlow settings that only work when they are in the environment before TensorFlow loads.
 
-Every entry point calls ``apply_defaults()`` before it imports TensorFlow or Keras (train.py,
-evaluate.py, bench/, the tests, resnet_course.course.expected_values), and ``demo.execute`` applies them
-to the notebook kernel's environment. The learner's notebook has its own copy of this module
-(tf_environment.py, from resnet_course.course.learner_files): its packages cell calls both functions.
+Whatever starts TensorFlow calls ``apply_defaults()`` before it imports TensorFlow or Keras: the
+notebook's packages cell calls both functions of this module.
 
 - ``TF_ENABLE_ONEDNN_OPTS=1``: TensorFlow 2.21 turns its oneDNN kernels on by itself only on CPUs
   with AVX-512 VNNI/BF16 or AMX. Elsewhere (AVX2-only CPUs: most laptops, many cloud machines) its

@@ -1,4 +1,4 @@
-# Generated from resnet_course/learner/training.py (python -m resnet_course.course.learner_files).
+# Generated from the course's learner/training.py; edit that, not this copy.
 """Training helpers for the ResNet50 assignment: a ResNet50 trained on 1,080 photos on a CPU in
 minutes that works in inference mode (BatchNorm's moving statistics) and on photos taken elsewhere.
 """

@@ -4,7 +4,9 @@ an unpacked bundle, in headless Chromium driven by Playwright.
 The solved notebook (reference solution, two training steps) runs all its cells with no error on the
 bundle's files alone (its modules come from the bundle's folder, never the repository or the
 instructor package; this is the suite's one run of the whole learner notebook), its three checks
-print their pass line, every figure renders as an image and the own-image section predicts a sign;
+print their pass line, every figure renders as an image and the own-image section predicts a sign,
+the sentences with numbers agree with the outputs, the summary cell and sections 6-8 run again with
+the same results, and after Kernel -> Restart a check cell says in one line which cell to run first;
 the unsolved release stops at the first check with the short "not implemented yet" message. Screenshots of each notebook go to the folder named in any failure message.
 Needs Debian's chromium (`make system-packages`); Playwright cannot download a browser here.
 """
@@ -45,6 +47,31 @@ RUN_ALL = """async () => {
     return panel.content.widgets.filter(cell => cell.model.type === 'code').map(
         cell => ({id: cell.model.id, outputs: cell.model.outputs.toJSON()}));
 }"""
+
+
+# In the page: run the code cells of the open notebook with these ids again, in this order, as a
+# learner does by clicking into each and pressing Shift+Enter; return every code cell's id and outputs.
+RUN_CELLS = """async (ids) => {
+    const app = window.jupyterapp;
+    const panel = app.shell.currentWidget;
+    for (const id of ids) {
+        panel.content.deselectAll();
+        panel.content.activeCellIndex = panel.content.widgets.findIndex(cell => cell.model.id === id);
+        await app.commands.execute('notebook:run-cell');
+    }
+    return panel.content.widgets.filter(cell => cell.model.type === 'code').map(
+        cell => ({id: cell.model.id, outputs: cell.model.outputs.toJSON()}));
+}"""
+# In the page: Kernel -> Restart (without its dialog); resolves when the new kernel is idle.
+RESTART = """async () => {
+    const panel = window.jupyterapp.shell.currentWidget;
+    await panel.sessionContext.restartKernel();
+    await panel.sessionContext.ready;
+}"""
+# Run again after the whole notebook (issue 29): the summary cell (it once replaced the trained model,
+# and sections 6-7 then failed), then sections 6 to 8.
+RUN_AGAIN = ("summary", "evaluation", "perturbed", "confusion", "recall", "batchnorm_pitfall", "batchnorm_lag",
+             "batchnorm_repair", "my_image", "saved_model")
 
 
 def _free_port():
@@ -146,6 +173,7 @@ def _texts(outputs):
     return "".join(text)
 
 
+@pytest.mark.timeout(1800)  # the run (up to RUN_TIMEOUT_MS), then sections 6-8 again and a restart
 def test_the_solved_notebook_runs_all_in_the_learners_jupyterlab(browser, lab):
     page = _open(browser, lab, SOLVED, "solved")
     with _screenshot(lab, page, "solved"):
@@ -177,6 +205,24 @@ def test_the_solved_notebook_runs_all_in_the_learners_jupyterlab(browser, lab):
                   if output["output_type"] == "stream" and output["name"] == "stderr"]
         assert stderr == [], f"stderr in the learner's notebook: {stderr}"
 
+        # every sentence with a number agrees with the output it is about
+        outputs = {cell["id"]: _texts(cell["outputs"]) for cell in cells}
+        _assert_the_numbers_agree(outputs)
+
+        # the summary cell and sections 6-8 run again: no error, the same numbers
+        again = {cell["id"]: _texts(cell["outputs"]) for cell in page.evaluate(RUN_CELLS, list(RUN_AGAIN))}
+        errors = {cell_id: text for cell_id, text in again.items() if cell_id in RUN_AGAIN and "Error" in text}
+        assert not errors, f"cells run again raised: {errors}"
+        for cell_id in ("evaluation", "perturbed", "batchnorm_lag", "batchnorm_repair", "my_image"):
+            assert again[cell_id] == outputs[cell_id], (cell_id, again[cell_id], outputs[cell_id])
+
+        # Kernel -> Restart, then the packages cell and a check: one line that says which cell to run
+        page.evaluate(RESTART)
+        restarted = {cell["id"]: cell["outputs"] for cell in page.evaluate(RUN_CELLS, ["packages", "identity_block_test"])}
+        error = next(o for o in restarted["identity_block_test"] if o["output_type"] == "error")
+        assert error["ename"] == "CheckFailed" and len(error["traceback"]) == 1, error
+        assert "identity_block is not defined: run the cell that defines it" in error["traceback"][0], error
+
         # the bundle alone: the learner modules came from its folder, the instructor package was not imported
         origins = learner_notebooks.origins(cells)
         assert not origins["resnet_course"], "the learner's notebook imported the instructor package"
@@ -185,6 +231,25 @@ def test_the_solved_notebook_runs_all_in_the_learners_jupyterlab(browser, lab):
         root = lab[3].resolve()
         for module, path in imported.items():
             assert Path(path).parent == root, f"{module} came from {path}, not the bundle"
+
+
+def _assert_the_numbers_agree(outputs):
+    """The run's printed sentences agree with its printed numbers: the short-run note (this test's
+    run trains 1 epoch of 2 steps) under section 6 and section 7's sentence on its last point."""
+    evaluation = outputs["evaluation"]
+    network = float(re.search(r"The network alone: test loss [0-9.]+, test accuracy ([0-9.]+)%", evaluation).group(1))
+    assert "This model trained 1 epoch(s) of 2 steps; the full recipe trains 22 of 33." in evaluation, evaluation
+    lag = outputs["batchnorm_lag"].strip().splitlines()
+    last_epoch = float(re.search(r"statistics of epoch +1: test accuracy ([0-9.]+)%", lag[-2]).group(1))
+    assert lag[-1] == f"The last point is the model of section 6, with its own moving statistics ({network:.1f}%).", lag
+    assert last_epoch == network, lag
+    repair = outputs["batchnorm_repair"]
+    assert f"final weights, their own moving statistics:     test accuracy {network:.1f}%" in repair, repair
+    pitfall = outputs["batchnorm_pitfall"]
+    assert f"inference mode, any batch size:       test accuracy {network:.1f}%" in pitfall, pitfall
+    photo = outputs["my_image"]
+    wrong = int(re.search(r"Predicted sign: (\d)", photo).group(1)) != 2
+    assert wrong == ("The sample photo shows a sign 2: this model gets it wrong." in photo), photo
 
 
 def test_the_learners_jupyterlab_has_no_nbgrader_tools(browser, lab):

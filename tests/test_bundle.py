@@ -109,3 +109,48 @@ def test_the_release_notebook_pins_the_files_either_zip_holds(built):
     in_bundle_zip = {name: data for name, data in in_bundle_zip.items() if name not in bundle.NOTEBOOK_ONLY}
     assert in_bundle_zip == in_files_zip
     assert bundle.files_sha256(in_files_zip) == bundle.files_sha256(bundle.learner_files())
+
+
+# What a learner does not have (issue 29, finding 6): the kit's make targets, its package and the
+# release's machinery. A learner has the notebook, its files, the course's web page and Colab.
+KIT_TOOLING = re.compile(r"`make\b|\bmake (release|data|expected|lab|demo|depth|setup|test|generated)\b"
+                         r"|\bresnet_course\b|\bpython -m resnet_course|learner_bundle|release\.py|bundle\.py")
+
+
+def _learner_text(name, data):
+    """What a learner reads of a file: a notebook's cell sources, a text file's text; None for binaries
+    and for images/depth_results.json, the record of the run behind the figures (its command included)."""
+    if name.endswith(".ipynb"):
+        return "\n".join(cell.source for cell in nbformat.reads(data.decode("utf8"), as_version=4).cells)
+    if name.endswith((".py", ".md", ".txt")):
+        return data.decode("utf8")
+    return None
+
+
+def test_no_learner_file_names_the_kits_tooling(built):
+    for where, data in _every_file(*built).items():
+        text = _learner_text(where, data)
+        if text is None:
+            continue
+        found = sorted({match.group(0) for match in KIT_TOOLING.finditer(text)})
+        assert not found, f"{where} mentions {found}: a learner has no make, no package and no release tools"
+
+
+def test_the_learner_modules_messages_name_no_kit_tooling(tmp_path):
+    # The errors a learner meets first: the data files missing or damaged, a photo that is not there.
+    import resnets_utils
+
+    messages = []
+    for attempt in (lambda: resnets_utils.load_dataset(tmp_path),
+                    lambda: resnets_utils.load_my_image(tmp_path / "my_hand.jpg")):
+        with pytest.raises(ValueError) as info:
+            attempt()
+        messages.append(str(info.value))
+    (tmp_path / "train_signs.h5").write_text("not HDF5")
+    (tmp_path / "test_signs.h5").write_text("not HDF5")
+    with pytest.raises(ValueError) as info:
+        resnets_utils.load_dataset(tmp_path)
+    messages.append(str(info.value))
+    for message in messages:
+        assert not KIT_TOOLING.search(message), message
+        assert "ResNet50.zip" in message or "photo" in message, message

@@ -91,6 +91,8 @@ SAMPLE = implementations.WRONG_IMPLEMENTATIONS[::3] + [
 def test_wrong_variants_get_the_notebook_message(exercises, name, exercise_name, function, expected):
     exercise = exercises[exercise_name]
     message = judged(exercise, function)
+    if name in getattr(implementations, "DEFAULTS_SEEN_ONLY_IN_THE_NOTEBOOK", ()):
+        return  # the producer sends no signature: the judge checks what the calls build
     assert message is not None
     if name in getattr(implementations, "MESSAGES_FROM_THE_RUNNING_CODE", ()):
         return  # the notebook's message rests on what only the running code has: grading gives the general one

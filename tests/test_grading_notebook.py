@@ -151,10 +151,10 @@ def test_cells_without_nbgrader_metadata_are_matched_by_their_definitions():
 
 def test_a_locked_cell_of_an_older_release_without_metadata_is_still_locked():
     notebook = current_release(cases.metadata_dropped())
-    setup = next(cell for cell in notebook.cells if cell.source.startswith("# Setup: "))
+    setup = next(cell for cell in notebook.cells if cell.source.startswith("#@title Setup: "))
     lines = setup.source.splitlines()
     setup.source = "\n".join(lines[:1] + ["# an older version of the cell", "FILES_SHA256 = '0' * 64"] + lines[5:9])
-    notebook.cells.insert(notebook.cells.index(setup) + 1, new_code_cell("# Setup: my own notes\nmine = 1\n"))
+    notebook.cells.insert(notebook.cells.index(setup) + 1, new_code_cell("#@title Setup: my own notes\nmine = 1\n"))
     code = code_of(submissions.to_bytes(notebook))
     assert [c.label for c in code.cells] == [f"added cell {notebook.cells.index(setup) + 1}",
                                              *submissions.SOLUTION_CELLS]

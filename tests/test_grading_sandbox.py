@@ -48,7 +48,7 @@ def test_correct_submission_gets_full_points(correct_result):
 
 def test_feedback_shows_no_hidden_test(correct_result, material):
     feedback = correct_result.feedback_notebook
-    assert "identity_block_test(identity_block)" in feedback and "All tests passed!" in feedback
+    assert "identity_block_test(globals().get(" in feedback and "All tests passed!" in feedback
     for secret in ("HIDDEN", "check_resnet50", "23608202", "23,608,202", "hidden 1"):
         assert secret not in feedback
     for graded in material.graded:

@@ -29,7 +29,7 @@ def test_check_names_a_stale_copy_and_write_repairs_it(tmp_path, capsys):
 @pytest.mark.parametrize("name", LEARNER_COPIES)
 def test_learner_files_stand_alone_and_say_where_they_come_from(name):
     text = (ROOT / name).read_text()
-    assert text.splitlines()[0].startswith("# Generated from resnet_course/")
+    assert text.splitlines()[0] == f"# Generated from the course's learner/{learner_files.COPIES[name]}.py; edit that, not this copy."
     assert not re.search(r"^\s*(from|import)\s+resnet_course", text, re.MULTILINE)
     assert len(text.splitlines()) < 200, "learner files stay at course size"
 

@@ -245,3 +245,20 @@ def test_the_source_folder_links_the_check_modules():
     for module in LEARNER_CHECK_MODULES:
         link = paths.SOURCE_DIR / module
         assert link.is_symlink() and link.resolve() == (paths.ROOT / module).resolve(), link
+
+
+def test_the_template_defaults_are_the_reference_solution_s():
+    # resnet_checks.TEMPLATE_DEFAULTS (a learner file cannot import the reference) restates them
+    import inspect
+
+    import resnet_checks
+    from resnet_course.course import reference
+
+    for name, defaults in resnet_checks.TEMPLATE_DEFAULTS.items():
+        signature = inspect.signature(getattr(reference, name))
+        declared = {p.name: p.default for p in signature.parameters.values() if p.default is not p.empty}
+        assert declared.keys() == defaults.keys(), name
+        for argument, value in defaults.items():
+            assert declared[argument] is value or declared[argument] == value, (name, argument)
+        assert resnet_checks.TEMPLATE_SIGNATURES[name].startswith(f"{name}(")
+        assert resnet_checks.declared_default_problem(name, getattr(reference, name)) == ""

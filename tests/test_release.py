@@ -65,6 +65,24 @@ def test_the_committed_notebooks_carry_no_address(path):
     assert release.configured_addresses() == dict.fromkeys(release.ADDRESS_OPTIONS)
 
 
+@pytest.mark.parametrize("path", [release.SOURCE_NOTEBOOK, release.RELEASE_NOTEBOOK], ids=["source", "release"])
+def test_a_release_without_a_colab_address_says_nothing_about_a_badge(path):
+    # Issue 29, finding 6: "Click the badge above" stood above no badge.
+    intro = _cell(nbformat.read(str(path), as_version=4), release.INTRO_CELL_ID).source
+    assert "badge" not in intro.lower(), intro
+    assert bundle.NOTEBOOK_COLAB_WITHOUT_BADGE in intro
+    assert bundle.with_colab_badge(bundle.with_colab_badge(intro, "https://x.example/nb"), "") == intro
+
+
+def test_the_setup_cell_is_shown_collapsed_and_names_no_kit_tooling():
+    # A learner need not read the setup cell's machinery: JupyterLab shows it collapsed, Colab as a form.
+    for path in (release.SOURCE_NOTEBOOK, release.RELEASE_NOTEBOOK):
+        setup = _cell(nbformat.read(str(path), as_version=4), bundle.SETUP_CELL_ID)
+        assert setup.metadata["jupyter"] == {"source_hidden": True} and setup.metadata["cellView"] == "form"
+        assert setup.source.startswith("#@title Setup")
+        assert "make" not in setup.source.replace("make sure", "") and "resnet_course" not in setup.source
+
+
 def test_the_setup_cell_knows_the_bundle_names():
     source = bundle.setup_cell_source("0" * 64)
     assert _setup_constant(source, "ZIP_NAMES") == [bundle.FILES_ZIP.name, bundle.BUNDLE_ZIP.name]
@@ -76,7 +94,8 @@ def test_a_release_with_addresses_writes_them_into_the_setup_cell_and_the_badge(
     before = release.SOURCE_NOTEBOOK.read_bytes()
     addresses = bundle.addresses(bundle_url="https://course.example.edu/resnet50/", colab_repository="owner/name")
     notebook, changed = release.fresh_source(bundle.learner_files(), addresses)
-    assert changed == ["the setup cell (learner files checksum, download address)", "the Colab badge"]
+    assert changed == ["the setup cell (learner files checksum, download address)",
+                       "the Colab badge and the sentence on opening the notebook in Colab"]
     released = nbformat.reads(release.generate(notebook=notebook), as_version=4)
     setup = _cell(released, bundle.SETUP_CELL_ID).source
     assert _setup_constant(setup, "FILES_URL") == "https://course.example.edu/resnet50/ResNet50-files.zip"
@@ -84,6 +103,7 @@ def test_a_release_with_addresses_writes_them_into_the_setup_cell_and_the_badge(
     intro = _cell(released, release.INTRO_CELL_ID).source
     assert intro.splitlines()[2] == bundle.colab_badge(
         "https://colab.research.google.com/github/owner/name/blob/main/ResNet50.ipynb")
+    assert bundle.NOTEBOOK_COLAB_WITH_BADGE in intro and bundle.NOTEBOOK_COLAB_WITHOUT_BADGE not in intro
     assert release.SOURCE_NOTEBOOK.read_bytes() == before, "a release in memory writes nothing"
 
 
@@ -175,9 +195,8 @@ def test_release_has_no_outputs(release_cells):
 def test_release_keeps_the_public_tests_and_locks_them(release_cells):
     tests = [cell for cell in release_cells if cell["metadata"].get("nbgrader", {}).get("grade")]
     calls = {_source(cell).strip() for cell in tests}
-    assert calls == {"identity_block_test(identity_block)",
-                     "convolutional_block_test(convolutional_block)",
-                     "ResNet50_test(ResNet50)"}
+    assert calls == {f'{name}_test(globals().get("{name}"))  # one line if {name}\'s cell has not run'
+                     for name in ("identity_block", "convolutional_block", "ResNet50")}
     for cell in tests:
         assert cell["metadata"]["editable"] is False and cell["metadata"]["deletable"] is False
         assert cell["metadata"]["nbgrader"]["checksum"], "nbgrader checksums detect edited test cells"

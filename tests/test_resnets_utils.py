@@ -79,13 +79,13 @@ def _assert_one_clear_error(path, *fragments):
 
 def test_missing_file(data_dir):
     (data_dir / "test_signs.h5").unlink()
-    _assert_one_clear_error(data_dir, "test_signs.h5", "not found", "make data")
+    _assert_one_clear_error(data_dir, "test_signs.h5", "not found", "ResNet50.zip")
 
 
 def test_truncated_file(data_dir):
     train = data_dir / "train_signs.h5"
     train.write_bytes(train.read_bytes()[:5000])
-    _assert_one_clear_error(data_dir, "train_signs.h5", "not a readable HDF5 file", "make data")
+    _assert_one_clear_error(data_dir, "train_signs.h5", "not a readable HDF5 file", "ResNet50.zip")
 
 
 def test_file_that_is_not_hdf5(data_dir):
@@ -257,3 +257,43 @@ def test_load_my_image_turns_a_photo_upright_by_its_exif_orientation(tmp_path):
     Image.fromarray(np.rot90(upright)).save(tmp_path / "phone.jpg", exif=exif, quality=92)
     np.testing.assert_allclose(load_photo(tmp_path / "phone.jpg"), upright, atol=40)
     _hand_fills_the_view(load_my_image(tmp_path / "phone.jpg"))
+
+
+def _save_16_bit_grey(path, pixels16):
+    """A 16-bit greyscale PNG (Pillow mode I;16) of pixels16 (uint16 (h, w))."""
+    Image.frombytes("I;16", pixels16.shape[::-1], pixels16.astype("<u2").tobytes()).save(path)
+    assert Image.open(path).mode == "I;16"
+    return path
+
+
+def test_a_16_bit_greyscale_photo_is_read_by_what_it_holds_not_as_a_white_square(tmp_path):
+    # Issue 29, finding 7: Pillow's I;16 -> RGB conversion clips every value above 255, so a
+    # 16-bit photo became all 255 and the model classified a white square.
+    upright = _hand_photo(120, 90, centre=(70, 45), radii=(25, 18))
+    grey8 = np.asarray(Image.fromarray(upright).convert("L"))
+    grey16 = grey8.astype(np.uint16) * 257  # 0-255 -> 0-65535
+    path = _save_16_bit_grey(tmp_path / "grey16.png", grey16)
+    photo = load_photo(path)
+    assert photo.dtype == np.uint8 and photo.shape == (120, 90, 3)
+    np.testing.assert_array_equal(photo, np.repeat(grey8[..., None], 3, axis=2))
+    view = load_my_image(path)
+    assert view.min() < 200, "the hand is still there after framing"
+
+
+def test_a_32_bit_integer_or_float_image_is_scaled_from_its_own_range(tmp_path):
+    ramp = np.linspace(0, 1, 64 * 48).reshape(64, 48)
+    expected = np.round(ramp * 255).astype(np.uint8)
+    Image.fromarray((ramp * 65535).astype(np.int32), mode="I").save(tmp_path / "int.tif")
+    Image.fromarray(ramp.astype(np.float32), mode="F").save(tmp_path / "float.tif")
+    for name in ("int.tif", "float.tif"):
+        photo = load_photo(tmp_path / name)
+        assert photo.dtype == np.uint8 and photo.shape == (64, 48, 3), name
+        np.testing.assert_allclose(photo[..., 0], expected, atol=1, err_msg=name)
+
+
+def test_a_wrong_photo_path_or_data_file_shows_one_line_in_jupyter(tmp_path):
+    # Issue 29, finding 8: IPython showed three frames of resnets_utils for a misspelt photo path.
+    for attempt in (lambda: load_my_image(tmp_path / "my_hand.jpg"), lambda: load_dataset(tmp_path)):
+        with pytest.raises(ValueError) as info:
+            attempt()
+        assert info.value._render_traceback_() == [f"{type(info.value).__name__}: {info.value}"]

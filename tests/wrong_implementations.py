@@ -124,16 +124,68 @@ def identity_block_returning_none(X, f, filters, training=True, initializer=rand
     reference.identity_block(X, f, filters, training, initializer)  # forgot `return X`
 
 
+# The course template's placeholders left in a draft (a learner's autosaved notebook): the lines the
+# learner has not written yet still read `X = None`. The checks read them from the source.
+def identity_block_with_placeholders(X, f, filters, training=True, initializer=random_uniform):
+    F1, F2, F3 = filters
+    X_shortcut = X
+    X = Conv2D(filters=F1, kernel_size=1, strides=(1, 1), padding="valid", kernel_initializer=initializer(seed=0))(X)
+    X = BatchNormalization(axis=3)(X, training=training)
+    X = Activation("relu")(X)
+    # Second component (about 3 lines)
+    X = None
+    X = None
+    X = None
+    # Third component (about 2 lines)
+    X = None
+    X = None
+    # Final step (about 2 lines)
+    X = None
+    X = None
+    return X
+
+
+def convolutional_block_with_placeholders(X, f, filters, s=2, training=True, initializer=glorot_uniform):
+    F1, F2, F3 = filters
+    X_shortcut = X
+    X = Conv2D(filters=F1, kernel_size=1, strides=(s, s), padding="valid", kernel_initializer=initializer(seed=0))(X)
+    X = BatchNormalization(axis=3)(X, training=training)
+    X = Activation("relu")(X)
+    # Second and third components (about 5 lines)
+    X = None
+    X = None
+    # Shortcut path (about 2 lines)
+    X_shortcut = None
+    X_shortcut = None
+    # Final step
+    X = Add()([X, X_shortcut])
+    X = Activation("relu")(X)
+    return X
+
+
+identity_block_with_placeholders.__name__ = "identity_block"  # as the learner's cell names it
+convolutional_block_with_placeholders.__name__ = "convolutional_block"
+
+
+def identity_block_defaulting_to_inference(X, f, filters, training=False, initializer=random_uniform):
+    return reference.identity_block(X, f, filters, training, initializer)
+
+
+def resnet50_for_ten_classes(input_shape=(64, 64, 3), classes=10):
+    return reference.ResNet50(input_shape, classes)
+
+
 def resnet50(input_shape=(64, 64, 3), classes=6, *, stage_blocks=(3, 4, 6, 3),
              stage_filters=((64, 64, 256), (128, 128, 512), (256, 256, 1024), (512, 512, 2048)),
              stage_strides=(1, 2, 2, 2), block_training=None, zero_padding=True, max_pool=True,
              stem_bias=True, head="average", softmax=True, separate_softmax=None,
-             identity_block=reference.identity_block, identity_filters=None):
+             identity_block=reference.identity_block, identity_filters=None, dropped_block=None):
     """The assignment's ResNet50 (reference blocks unless told otherwise) with optional mistakes.
 
     identity_filters: {stage number: filters} passed to that stage's identity blocks instead of the
     stage's filters; zero_padding="unapplied": ZeroPadding2D applied, then the Conv2D applied to the
-    input; head="average_unapplied": AveragePooling2D((2, 2))(X) written without `X =`.
+    input; head="average_unapplied": AveragePooling2D((2, 2))(X) written without `X =`;
+    dropped_block=(stage, k): that stage's k-th identity block called without `X =`.
     """
     X_input = Input(input_shape)
     X = ZeroPadding2D((3, 3))(X_input) if zero_padding else X_input
@@ -147,7 +199,10 @@ def resnet50(input_shape=(64, 64, 3), classes=6, *, stage_blocks=(3, 4, 6, 3),
     training = {} if block_training == "default" else {"training": block_training}
     for stage, (blocks, filters, s) in enumerate(zip(stage_blocks, stage_filters, stage_strides), start=2):
         X = reference.convolutional_block(X, f=3, filters=list(filters), s=s, **training)
-        for _ in range(blocks - 1):
+        for k in range(1, blocks):
+            if dropped_block == (stage, k):
+                identity_block(X, 3, list(filters), **training)  # the learner's call without `X =`
+                continue
             X = identity_block(X, 3, list((identity_filters or {}).get(stage, filters)), **training)
     if head == "average":
         X = Flatten()(AveragePooling2D((2, 2))(X))
@@ -294,6 +349,18 @@ WRONG_IMPLEMENTATIONS = [
      "): use_bias=False, expected use_bias=True"),
     ("resnet50_max_pool_head", "ResNet50", resnet50_variant(head="max"),
      "head (after stage 5) layer 1 is MaxPooling2D"),
+    # Issue 29: a block call without `X =`, template placeholders left in, a default changed.
+    ("resnet50_identity_block_not_applied", "ResNet50", resnet50_variant(dropped_block=(4, 3)),
+     "an identity block called after stage 4, block 3 is not applied: its layers were built on X, but nothing "
+     "takes its output, so the model skips it. Write `X = identity_block(X, ...)`"),
+    ("identity_placeholders_left", "identity_block", identity_block_with_placeholders,
+     "returned None: identity_block still holds 7 placeholder lines `... = None`"),
+    ("convolutional_placeholders_left", "convolutional_block", convolutional_block_with_placeholders,
+     "Hint: convolutional_block still holds 4 placeholder lines `... = None`"),
+    ("identity_default_training_false", "identity_block", identity_block_defaulting_to_inference,
+     "identity_block declares training=False; the template's is training=True"),
+    ("resnet50_default_ten_classes", "ResNet50", resnet50_for_ten_classes,
+     "ResNet50 declares classes=10; the template's is classes=6"),
     ("resnet50_global_pool_without_softmax", "ResNet50", resnet50_variant(head="global", softmax=False),
      "the output layer is Dense(units=6) with activation='linear': the output must be class probabilities"),
 ]
@@ -306,5 +373,10 @@ MESSAGES_FROM_THE_RUNNING_CODE = {
     "identity_add_not_applied", "identity_relu_after_add_not_applied", "identity_batch_norm_not_applied",
     "resnet50_stage3_identity_filters_of_stage4", "resnet50_stage5_identity_filters_of_stage4",
     "resnet50_stage3_convolutional_filters_wrong", "resnet50_average_pooling_not_applied",
-    "resnet50_zero_padding_not_applied",
+    "resnet50_zero_padding_not_applied", "resnet50_identity_block_not_applied", "identity_placeholders_left",
+    "convolutional_placeholders_left",
 }
+# Mistakes in the declared defaults: the notebook's checks read the function's signature; the grader's
+# producer sends the models and errors of calls (every argument given), not the signature, so grading
+# does not see these (yet).
+DEFAULTS_SEEN_ONLY_IN_THE_NOTEBOOK = {"identity_default_training_false", "resnet50_default_ten_classes"}

@@ -98,12 +98,23 @@ def colab_badge(colab_url):
     return f"[![Open In Colab]({COLAB_BADGE_IMAGE})]({colab_url})" if colab_url else ""
 
 
+# The notebook's own sentence on opening it in Colab (its intro), with and without the badge.
+NOTEBOOK_COLAB_WITH_BADGE = "Click the badge above."
+NOTEBOOK_COLAB_WITHOUT_BADGE = ("Open colab.research.google.com, choose *File > Upload notebook* and pick "
+                                "this notebook.")
+
+
 def with_colab_badge(markdown, colab_url):
     """markdown (a title line, a blank line, the rest) with colab_badge(colab_url) as its second
-    paragraph, replacing any badge it had; without an address, with no badge."""
+    paragraph, replacing any badge it had, and NOTEBOOK_COLAB_WITH_BADGE where the rest has either
+    sentence on opening it in Colab; without an address, with no badge and
+    NOTEBOOK_COLAB_WITHOUT_BADGE (a sentence about a badge that is not there misleads)."""
     unbadged = re.sub(r"^\[!\[Open In Colab\]\([^)]*\)\]\([^)]*\)\n(\n|$)", "", markdown, flags=re.M)
     title, _, rest = unbadged.partition("\n\n")
     badge = colab_badge(colab_url)
+    way = NOTEBOOK_COLAB_WITH_BADGE if badge else NOTEBOOK_COLAB_WITHOUT_BADGE
+    for sentence in (NOTEBOOK_COLAB_WITH_BADGE, NOTEBOOK_COLAB_WITHOUT_BADGE):
+        rest = rest.replace(sentence, way)
     return "\n\n".join(part for part in (title, badge, rest) if part)
 
 
@@ -167,6 +178,12 @@ def files_sha256(files):
     listing ("<sha256>  <name>" lines, sorted by name), whichever zip carries them."""
     listing = "".join(f"{sha256(files[name])}  {name}\n" for name in sorted(files))
     return sha256(listing.encode("utf8"))
+
+
+# The setup cell is machinery a learner need not read: shown collapsed in JupyterLab (and Notebook 7)
+# and as a titled form in Colab (its first line, "#@title ..."); it stays in the notebook because it
+# must run where the course's modules are still missing.
+SETUP_CELL_METADATA = {"jupyter": {"source_hidden": True}, "cellView": "form"}
 
 
 def setup_cell_source(files_sha256, files_url="", file_names=None):

@@ -162,7 +162,7 @@ def stream_lines(notebook):
 
 
 def accuracy_line(notebook):
-    """The notebook's "Test accuracy: 0.xxxx" line, or None."""
+    """The notebook's "Test accuracy: 99.3%" line, or None."""
     return next((line.strip() for line in stream_lines(notebook) if line.strip().startswith(ACCURACY_PREFIX)),
                 None)
 

@@ -20,7 +20,9 @@ PACKAGE_DIR = ROOT / "resnet_course" / "learner"
 COPIES = {"resnets_utils.py": "signs_files", "training_utils.py": "training",
           "hand_framing.py": "hand_framing", "stress.py": "stress", "tf_environment.py": "tf_environment",
           "display_utils.py": "display"}
-HEADER = "# Generated from resnet_course/learner/{source}.py (python -m resnet_course.course.learner_files).\n"
+# Names the source without the package: a learner has no package (docs/DESIGN.md, "One source, two
+# audiences"; `python -m resnet_course.course.generated --list` gives the full path).
+HEADER = "# Generated from the course's learner/{source}.py; edit that, not this copy.\n"
 
 
 def render(learner_file):

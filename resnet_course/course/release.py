@@ -109,11 +109,14 @@ def fresh_source(files, addresses, source=None):
     if setup.source != fresh:
         setup.source = fresh
         changed.append("the setup cell (learner files checksum, download address)")
+    if any(setup.metadata.get(key) != value for key, value in bundle.SETUP_CELL_METADATA.items()):
+        setup.metadata.update(bundle.SETUP_CELL_METADATA)
+        changed.append("the setup cell's display (collapsed)")
     intro = _cell(notebook, INTRO_CELL_ID, "the title cell, which carries the Colab badge", source)
     badged = bundle.with_colab_badge(intro.source, addresses.colab_url)
     if intro.source != badged:
         intro.source = badged
-        changed.append("the Colab badge")
+        changed.append("the Colab badge and the sentence on opening the notebook in Colab")
     return notebook, changed
 
 

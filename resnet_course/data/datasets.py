@@ -103,7 +103,10 @@ def load(spec, train_size=None, test_size=None, seed=0, splits=("train", "test")
     if not folder.is_dir():
         raise DatasetError(f"{spec}: training needs a folder with train_signs.h5 and "
                            f"test_signs.h5, not a single file.")
-    X_train, Y_train, X_test, Y_test, classes = signs_files.load_dataset(folder)
+    try:
+        X_train, Y_train, X_test, Y_test, classes = signs_files.load_dataset(folder)
+    except DatasetError as err:  # the learner's message names the course's zip; here the data builder
+        raise DatasetError(f"{err} In this repository `make data` builds the SIGNS files.") from None
     X_train, y_train = _subset(X_train, Y_train.reshape(-1), train_size, seed, "train")
     X_test, y_test = _subset(X_test, Y_test.reshape(-1), test_size, seed, "test")
     return Dataset(str(spec), family, X_train, y_train, X_test, y_test,

@@ -1,7 +1,8 @@
-# Setup: the files this notebook needs (modules, data, images) must sit beside it. In the course
-# folder they do, and this cell does nothing. Otherwise it takes them from the course's zip,
-# ResNet50-files.zip or ResNet50.zip: one beside the notebook, else downloaded from FILES_URL,
-# else (on Colab) one you upload. It unpacks nothing unless the files are exactly the course's.
+#@title Setup: run this cell first (it does nothing in the course's folder)
+# The files this notebook needs (modules, data, images) must sit beside it. In the course's folder
+# they do. Otherwise this cell takes them from the course's zip, ResNet50-files.zip or ResNet50.zip:
+# one beside the notebook, else downloaded from FILES_URL, else (on Colab) one you upload. It unpacks
+# nothing unless the files are exactly the course's. You need not read the rest.
 import hashlib
 import io
 import os
@@ -11,8 +12,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # no TensorFlow start-up log lines (set before it loads)
 
-# Written by `make release`: where the course publishes ResNet50-files.zip ("": nowhere), and
-# the sha256 of the files' `sha256sum` listing.
+# Where the course publishes ResNet50-files.zip ("": nowhere), and the sha256 of the files' listing.
 FILES_URL = "$files_url"
 FILES_SHA256 = "$files_sha256"
 REQUIRED_FILES = $required_files
