@@ -57,6 +57,6 @@ def test_with_the_file_the_cell_reports_per_sign_with_source_and_licence(tmp_pat
         f.attrs["source"], f.attrs["licence"] = "Roboflow Universe test set", "CC BY 4.0"
     lines = _run_cell(tmp_path, _Stub([1, 1, 2, 3, 5, 0]), monkeypatch)
     assert lines == ["Held-out photos: Roboflow Universe test set; licence CC BY 4.0",
-                     "Held-out accuracy: 0.6667 (4 of 6 photos)",
+                     "Held-out accuracy: 0.6667 (4 of 6 photos; mean recall of signs 1-5: 0.6667)",
                      "Held-out recall per sign: 1: 100% of 2, 2: 50% of 2, 5: 50% of 2"], lines
     assert all(line.startswith(demo.HELDOUT_PREFIXES) for line in lines)

@@ -240,7 +240,7 @@ def test_section_6_reports_the_heldout_photos_when_they_are_built(executed):
     printed = _printed(executed[0], "heldout")
     if (DATASETS_DIR / "heldout_signs.h5").is_file():
         assert printed[0].startswith("Held-out photos: ") and "licence CC BY 4.0" in printed[0], printed
-        assert re.fullmatch(r"Held-out accuracy: [01]\.\d{4} \(\d+ of \d+ photos\)", printed[1]), printed
+        assert re.fullmatch(r"Held-out accuracy: [01]\.\d{4} \(\d+ of \d+ photos; mean recall of signs 1-5: [01]\.\d{4}\)", printed[1]), printed
         assert printed[2].startswith("Held-out recall per sign: 1: "), printed
     else:
         assert len(printed) == 1 and printed[0].startswith("No datasets/heldout_signs.h5"), printed
