@@ -559,3 +559,11 @@ def test_make_data_is_one_command_for_both(fake_heldout, monkeypatch, tmp_path):
     images["test/images/IMG-5_jpg.rf.ee.jpg"] = _jpeg(1, size=56)
     bad = write_heldout_zip(tmp_path / "bad.zip", images, fake_heldout.labels)
     assert signs_data.main(common + ["--force", "--heldout-source", str(bad)]) == 1
+
+
+def test_the_learner_bundle_attributes_the_heldout_photos():
+    from resnet_course.course import bundle
+    text = (bundle.TEMPLATES / "ATTRIBUTION.md").read_text()
+    held = text.split("## The held-out photos", 1)[1]
+    assert "lebanese-university-grkoz" in held and "CC BY 4.0" in held and "heldout_signs.h5" in held
+    assert "cropped" in held and "resized" in held and "stretched" in held
