@@ -5,8 +5,11 @@
     python evaluate.py outputs/resnet50_signs.keras --data datasets/test_signs.h5
     python evaluate.py outputs/resnet50_signs.keras images/my_image.jpg
     python evaluate.py outputs/resnet50_signs.keras photos/ 'more/*.jpg'   # folders, globs
+    python evaluate.py outputs/resnet50_signs.keras --data signs --heldout   # + photos from another source
 
 On data: accuracy, loss, per-class precision/recall/F1/support and the confusion matrix.
+--heldout adds the same report on the held-out photos from another source (datasets/heldout_signs.h5,
+built by make data; signs 1-5), with the source and licence the file records.
 On images: the predicted class and every class probability (top 5 when there are more);
 each image is turned upright, cut to a square (around the hand for SIGNS models, as the
 notebook's load_my_image does; the centre square for others: --crop) and resized to the model's
@@ -30,6 +33,7 @@ from resnet_course.training import cli
 tf_environment.apply_defaults()  # before TensorFlow loads (oneDNN kernels on every x86 CPU)
 
 PROG = "evaluate.py"
+HELDOUT_DEFAULT = Path("datasets") / "heldout_signs.h5"  # relative to the current folder, as --data
 TOP_K = 5         # classes listed per image when the model has more than MAX_LISTED
 MAX_LISTED = 10
 
@@ -66,6 +70,10 @@ def build_parser():
                         "around the hand, found against the plain background), centre (the "
                         "largest centred square); auto: centre for CIFAR-10 models, hand for "
                         "others such as SIGNS models (default: auto)")
+    p.add_argument("--heldout", nargs="?", const=str(HELDOUT_DEFAULT), default=None, metavar="FILE",
+                   help="also evaluate on held-out photos from another source, reported with their "
+                        "source and licence: a SIGNS-format .h5 file (default when given without "
+                        "FILE: datasets/heldout_signs.h5, built by make data) (default: off)")
     p.add_argument("--json", action="store_true",
                    help="print one machine-readable JSON summary instead of the text report")
     return p
@@ -96,6 +104,33 @@ def evaluate_data(model, spec, args, raw_pixels, log):
     probabilities = inference.predict_probabilities(model, split.X, args.batch_size, raw_pixels,
                                                     mirror_average=args.mirror_average)
     return {"name": split.name, **reporting.summarize(probabilities, split.y, split.class_names)}
+
+
+def evaluate_heldout(model, path, args, raw_pixels, log):
+    """The summary on the held-out photos of ``path`` (all of them), with the "source", "licence",
+    "attribution" and "changes" its file records ("" for what it does not say)."""
+    from resnet_course.data import datasets, heldout
+    from resnet_course.learner import signs_files
+    from resnet_course.training import inference, reporting
+
+    path = Path(path)
+    if not path.is_file():
+        raise datasets.DatasetError(f"--heldout {path}: file not found; `make data` builds "
+                                    f"datasets/heldout_signs.h5 from the Roboflow photos.")
+    X, y, classes = signs_files.load_split(path, "test")
+    about = heldout.info(path)
+    class_names = datasets.signs_class_names(classes)
+    if inference.num_classes(model) != len(class_names):
+        raise inference.ModelFileError(
+            f"the model predicts {inference.num_classes(model)} classes but {path} has "
+            f"{len(class_names)}; evaluate it on the data set it was trained for.")
+    inference.check_images_fit(model, X, str(path))
+    log(f"evaluating on the held-out photos {path}: {len(y)} images")
+    probabilities = inference.predict_probabilities(model, X, args.batch_size, raw_pixels,
+                                                    mirror_average=args.mirror_average)
+    summary = reporting.summarize(probabilities, y, class_names)
+    return {"name": str(path), **{key: about.get(key, "") for key in
+                                  ("source", "licence", "attribution", "changes")}, **summary}
 
 
 def crop_for(crop, class_names):
@@ -218,7 +253,7 @@ def evaluate(args):
         # the run's own test split, the same subset as train.py's final evaluation
         config = (run_info or {}).get("config", {})
         data = config.get("dataset")
-        if data is None:
+        if data is None and args.heldout is None:
             raise inference.ModelFileError(
                 f"nothing to evaluate: give --data (signs, cifar10 or a .h5 file) or image "
                 f"files; there is no metrics.json next to {args.model} to name its data set.")
@@ -228,6 +263,8 @@ def evaluate(args):
                "mirror_average": args.mirror_average}
     if data is not None:
         summary["data"] = evaluate_data(model, data, args, raw_pixels, log)
+    if args.heldout is not None:
+        summary["heldout"] = evaluate_heldout(model, args.heldout, args, raw_pixels, log)
     if images:
         if "data" in summary:
             class_names = summary["data"]["class_names"]
@@ -248,6 +285,11 @@ def evaluate(args):
             print(f"{summary['data']['name']} ({summary['pixels']} pixels into the model"
                   f"{mirrored})")
             print(reporting.format_summary(summary["data"]))
+        if "heldout" in summary:
+            held = summary["heldout"]
+            print(f"\nheld-out photos from another source: {held['name']}\n"
+                  f"source: {held['source'] or 'not recorded'}\nlicence: {held['licence'] or 'not recorded'}")
+            print(reporting.format_summary(held))
         if "images" in summary:
             print(format_images(summary["images"]))
     return summary

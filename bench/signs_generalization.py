@@ -13,11 +13,16 @@ Prints the machine and versions, one line per epoch, then one `RESULT {json}` li
 saved model predicts) and the wrong test photos, the accuracy at every stress severity on the images
 as they are and framed by hand_framing.model_view (what load_my_image does; also mirror-averaged),
 the recall of every sign (mirror-averaged) on the test split and at every severity, and the accuracy
-on perturb_images' milder copy.
+on perturb_images' milder copy; when datasets/heldout_signs.h5 is there, the accuracy and recall per
+sign on those held-out photos from another source (resnet_course.data.heldout), alone and mirror-averaged.
+--train-data DIR trains on DIR/train_signs.h5 (e.g. a mixed training set) and still tests on datasets/.
+
+    .venv/bin/python bench/signs_generalization.py --train-data /tmp/mixed   # another training set
 """
 import argparse
 import json
 import time
+from pathlib import Path
 
 from resnet_course.learner import tf_environment
 
@@ -28,7 +33,7 @@ import numpy as np  # noqa: E402
 
 from resnet_course.course.reference import ResNet50  # noqa: E402
 from resnet_course.learner.hand_framing import model_view  # noqa: E402
-from resnet_course.learner.signs_files import load_dataset  # noqa: E402
+from resnet_course.learner.signs_files import load_dataset, load_split  # noqa: E402
 from resnet_course.learner.stress import SEVERITIES, recall_per_class, stress_images  # noqa: E402
 from resnet_course.learner.training import (  # noqa: E402
     RandomColourTemperature,
@@ -38,6 +43,9 @@ from resnet_course.learner.training import (  # noqa: E402
     set_batchnorm_momentum,
 )
 from resnet_course.machine import machine_line  # noqa: E402
+from resnet_course.paths import DATASETS_DIR  # noqa: E402
+
+HELDOUT = DATASETS_DIR / "heldout_signs.h5"
 from resnet_course.training.inference import predict_probabilities  # noqa: E402
 from resnet_course.training.perturbations import perturb_images  # noqa: E402
 
@@ -122,6 +130,8 @@ def parse_args(argv=None):
                    help="after the augmenter, blend each batch's images and labels with a shuffled copy's "
                         "(keras.layers.MixUp; weights ~ Beta(ALPHA, ALPHA)); 0: off")
     p.add_argument("--ema", action="store_true", help="Adam's exponential moving average of the weights")
+    p.add_argument("--train-data", metavar="DIR", default=None,
+                   help="train on DIR/train_signs.h5 instead of datasets/ (test, stress and held-out as usual)")
     p.add_argument("--save", metavar="PATH", help="also save the trained network (.keras, takes 0-1 pixels)")
     p.add_argument("--load", metavar="PATH", help="evaluate this saved network instead of training one")
     p.add_argument("--tta-stretch", type=float, default=None, metavar="FACTOR",
@@ -169,6 +179,8 @@ def main(argv=None):
     options = parse_args(argv)
     print(machine_line(), flush=True)
     X_train, Y_train, X_test, Y_test, _ = load_dataset()
+    if options.train_data:
+        X_train, Y_train, _ = load_split(Path(options.train_data) / "train_signs.h5", "train")
     y_train, y_test = Y_train.reshape(-1), Y_test.reshape(-1)
     if options.load:
         evaluate(keras.models.load_model(options.load), X_test, y_test,
@@ -195,6 +207,7 @@ def main(argv=None):
         model.save(options.save)
     evaluate(model, X_test, y_test, {"augment": options.augment, "epochs": options.epochs, "seed": options.seed,
               "label_smoothing": options.label_smoothing, "mixup": options.mixup, "ema": options.ema,
+              "train_data": options.train_data, "train_images": int(len(y_train)),
               "fit_seconds": round(fit_seconds, 1)}, options.tta_stretch)
 
 
@@ -224,6 +237,12 @@ def evaluate(model, X_test, y_test, result, tta_stretch=None):
                                      [round(float(r), 3) for r in recall_per_class(y_test, guesses, 6)]]
     result["test_errors"] = [[int(i), int(y_test[i])] for i in errors]
     result["perturbed"] = accuracy(model, perturb_images(X_test, seed=0), y_test)
+    if HELDOUT.is_file():  # real photos from another source (signs 1-5), as they are
+        X_held, y_held, _ = load_split(HELDOUT, "test")
+        alone, mirrored = predicted(model, X_held), predicted(model, X_held, flip_average=True)
+        result["heldout"] = float(np.mean(alone == y_held))
+        result["heldout_flip_average"] = float(np.mean(mirrored == y_held))
+        result["recall_heldout_flip_average"] = [round(float(r), 3) for r in recall_per_class(y_held, mirrored, 6)]
     print("RESULT", json.dumps(result), flush=True)
 
 

@@ -13,7 +13,7 @@ from resnet_course.paths import ASSIGNMENT, LEARNER_MODULES, SOURCE_NOTEBOOK
 
 EXPECTED_FILES = {f"{ASSIGNMENT}.ipynb", "README.md", "requirements.txt", "ATTRIBUTION.md",
                   bundle.LICENSE_NAME, *LEARNER_MODULES,
-                  "datasets/train_signs.h5", "datasets/test_signs.h5", "images/my_image.jpg",
+                  "datasets/train_signs.h5", "datasets/test_signs.h5", "datasets/heldout_signs.h5", "images/my_image.jpg",
                   "images/identity_block.png", "images/convolutional_block.png", "images/resnet50.png",
                   "images/skip_connection.png", "images/depth_curves.png", "images/depth_gradients.png",
                   "images/depth_results.json"}

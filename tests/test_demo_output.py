@@ -9,6 +9,11 @@ from resnet_course.course import demo
 from resnet_course.paths import ROOT
 
 
+# what the notebook's held-out cell prints (section 6)
+HELDOUT = ["Held-out photos: Roboflow Universe ...; licence CC BY 4.0", "Held-out accuracy: 0.9000 (9 of 10 photos; mean recall of signs 1-5: 0.9000)",
+           "Held-out recall per sign: 1: 100% of 5, 5: 80% of 5"]
+
+
 def _tiny_notebook(path):
     """A parameters cell, a training cell that prints two epoch lines, and a cell with the results."""
     parameters = nbformat.v4.new_code_cell('EPOCHS = 2\nOUTPUT_DIR = "outputs"', id="parameters")
@@ -21,6 +26,7 @@ def _tiny_notebook(path):
         "Path(OUTPUT_DIR).mkdir(exist_ok=True)\n"
         f"Path(OUTPUT_DIR, {demo.MODEL_FILE!r}).write_text('a model')\n"
         "print('Test accuracy: 0.9936')\nprint('Stress severity 1: accuracy 0.98 as they are, 0.97 framed')\n"
+        f"for line in {HELDOUT!r}:\n    print(line)\n"
         "print('a line that is not a result')", id="results")
     nbformat.write(nbformat.v4.new_notebook(cells=[parameters, training, results]), str(path))
 
@@ -47,8 +53,9 @@ def test_the_demo_streams_progress_prints_each_result_once_and_no_kernel_warning
     assert "Test accuracy" not in capfd.readouterr().out
     assert demo.main(["--output-dir", str(out), "--report"]) == 0
     reported = capfd.readouterr().out.splitlines()
-    assert reported[1:3] == ["Test accuracy: 0.9936", "Stress severity 1: accuracy 0.98 as they are, 0.97 framed"]
-    assert reported[3].startswith("trained model:") and len(reported) == 4
+    assert reported[1:6] == ["Test accuracy: 0.9936", "Stress severity 1: accuracy 0.98 as they are, 0.97 framed",
+                             *HELDOUT]
+    assert reported[6].startswith("trained model:") and len(reported) == 7
 
 
 def test_the_report_of_a_missing_run_says_what_to_do(tmp_path, capsys):

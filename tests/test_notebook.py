@@ -235,6 +235,18 @@ def test_summary_is_one_row_per_stage_with_the_total(executed):
     assert printed[-1].split()[-1] == "23,600,006" and "model.summary()" in printed[-1]
 
 
+def test_section_6_reports_the_heldout_photos_when_they_are_built(executed):
+    """The held-out cell (issue 28) runs in the whole notebook: per-sign lines with the file, else one line."""
+    from resnet_course.paths import DATASETS_DIR
+    printed = _printed(executed[0], "heldout")
+    if (DATASETS_DIR / "heldout_signs.h5").is_file():
+        assert printed[0].startswith("Held-out photos: ") and "licence CC BY 4.0" in printed[0], printed
+        assert re.fullmatch(r"Held-out accuracy: [01]\.\d{4} \(\d+ of \d+ photos; mean recall of signs 1-5: [01]\.\d{4}\)", printed[1]), printed
+        assert printed[2].startswith("Held-out recall per sign: 1: "), printed
+    else:
+        assert len(printed) == 1 and printed[0].startswith("No datasets/heldout_signs.h5"), printed
+
+
 def test_section_7_says_which_mode_scores_higher_from_its_numbers(executed):
     printed = _printed(executed[0], "batchnorm_pitfall")
     text = "\n".join(printed)

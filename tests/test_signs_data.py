@@ -343,3 +343,227 @@ def test_real_archive_builds_the_course_sized_files(tmp_path):
         repo_file = signs_data.DEFAULT_DATA_DIR / name
         if stamp and repo_file.exists() and _sha(repo_file) in stamp["outputs"].get(name, []):
             assert _sha(repo_file) == _sha(tmp_path / DATASETS_DIR.name / name)
+
+
+# ---- the held-out photos (resnet_course.data.heldout): issue 28 ----------------------
+
+from resnet_course.data import heldout  # noqa: E402
+
+HELDOUT_TOP = "Hand-Gesture-Recognition-roboflow"
+# (split, file stem, Roboflow class index, box cx cy w h): class indices as data.yaml names them
+HELDOUT_PHOTOS = [("train", "IMG-1_jpg.rf.aa", 2, (0.5, 0.5, 0.4, 0.6)),    # one
+                  ("train", "IMG-2_jpg.rf.bb", 4, (0.2, 0.3, 0.3, 0.5)),    # two, near an edge
+                  ("valid", "IMG-3_jpg.rf.cc", 3, (0.6, 0.5, 0.95, 0.9)),   # three, nearly all
+                  ("test", "IMG-4_jpg.rf.dd", 1, (0.5, 0.6, 0.5, 0.3)),     # four
+                  ("test", "IMG-5_jpg.rf.ee", 0, (0.4, 0.4, 0.6, 0.6))]     # five
+DATA_YAML = "nc: 5\nnames: ['five','four','one','three','two']\n"
+
+
+def _heldout_label(index, box):
+    return (f"{index} " + " ".join(f"{v:.6f}" for v in box) + "\n").encode()
+
+
+def heldout_sources():
+    """({"<split>/images/<file>.jpg": bytes}, {"<split>/labels/<file>.txt": bytes})."""
+    images, labels = {}, {}
+    for k, (split, stem, index, box) in enumerate(HELDOUT_PHOTOS):
+        images[f"{split}/images/{stem}.jpg"] = _jpeg(500 + k, size=56)
+        labels[f"{split}/labels/{stem}.txt"] = _heldout_label(index, box)
+    return images, labels
+
+
+def write_heldout_zip(path, images, labels, data_yaml=DATA_YAML, screenshot=True):
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(f"{HELDOUT_TOP}/data.yaml", data_yaml)
+        for name, data in {**images, **labels}.items():
+            archive.writestr(f"{HELDOUT_TOP}/{name}", data)
+        if screenshot:  # in the real export, never listed
+            archive.writestr(f"{HELDOUT_TOP}/train/images/Screenshot-2023-03-15_png.rf.ff.jpg", _jpeg(9))
+    return path
+
+
+def heldout_manifest_rows(images, labels):
+    rows = []
+    for split, stem, index, _ in HELDOUT_PHOTOS:
+        name = f"{split}/images/{stem}.jpg"
+        roboflow_class = heldout.ROBOFLOW_NAMES[index]
+        rows.append({"file": name, "sign": heldout.SIGN_OF[roboflow_class],
+                     "roboflow_class": roboflow_class,
+                     "image_sha256": hashlib.sha256(images[name]).hexdigest(),
+                     "label_sha256": hashlib.sha256(labels[heldout.label_path(name)]).hexdigest()})
+    return rows
+
+
+@pytest.fixture
+def fake_heldout(tmp_path):
+    """A small synthetic export (five photos, one per sign, plus a screenshot), its manifest and
+    ``fake_heldout.build(**kw)``."""
+    class Fake:
+        images, labels = heldout_sources()
+        zip_path = write_heldout_zip(tmp_path / "roboflow.zip", images, labels)
+        manifest = tmp_path / "heldout.tsv"
+        data_dir = tmp_path / "data"
+        log = []
+
+        def build(self, **kwargs):
+            options = dict(data_dir=self.data_dir, source_zip=self.zip_path,
+                           manifest_path=self.manifest, shared_zip=None,
+                           url="file:///nonexistent/roboflow.zip", log=self.log.append)
+            options.update(kwargs)
+            return heldout.build(**options)
+
+    fake = Fake()
+    fake.manifest.write_text("# a comment\n" + heldout.format_manifest(
+        heldout_manifest_rows(fake.images, fake.labels)))
+    return fake
+
+
+def test_heldout_file_has_the_test_split_format_and_says_what_it_holds(fake_heldout):
+    summary = fake_heldout.build()
+    assert summary["state"] == "built" and summary["n"] == 5
+    data, keys = _read(fake_heldout.data_dir / "heldout_signs.h5")
+    assert keys == ["list_classes", "test_set_x", "test_set_y"]  # exactly test_signs.h5's keys
+    assert data["test_set_x"].dtype == np.uint8 and data["test_set_x"].shape == (5, 64, 64, 3)
+    assert data["test_set_y"].dtype == np.int64 and data["test_set_y"].tolist() == [1, 2, 3, 4, 5]
+    assert data["list_classes"].dtype == np.int64 and data["list_classes"].tolist() == [0, 1, 2, 3, 4, 5]
+    attrs = heldout.info(fake_heldout.data_dir / "heldout_signs.h5")
+    assert attrs["licence"].startswith("CC BY 4.0")
+    assert "lebanese-university-grkoz" in attrs["attribution"]
+    assert "roboflow" in attrs["source"].lower()
+    assert "cropped" in attrs["changes"] and "resized" in attrs["changes"]
+    # the learner's loader reads it as a test split
+    from resnet_course.learner import signs_files
+    X, y, classes = signs_files.load_split(fake_heldout.data_dir / "heldout_signs.h5", "test")
+    assert X.shape == (5, 64, 64, 3) and y.tolist() == [1, 2, 3, 4, 5]
+
+
+def test_heldout_pixels_are_the_box_crop_resized(fake_heldout):
+    fake_heldout.build()
+    data, _ = _read(fake_heldout.data_dir / "heldout_signs.h5")
+    name = "train/images/IMG-2_jpg.rf.bb.jpg"
+    expected = heldout.to_array(fake_heldout.images[name], (0.2, 0.3, 0.3, 0.5), name)
+    assert np.array_equal(data["test_set_x"][1], expected)
+
+
+def test_square_crop_keeps_proportions_moves_inside_and_pads():
+    image = np.zeros((100, 200, 3), np.uint8)
+    image[40:60, 70:130] = 255  # a 60x20 white box centred at (100, 50)
+    crop = heldout.square_crop(image, (0.5, 0.5, 0.3, 0.2), margin=0.0)
+    assert crop.shape == (60, 60, 3)  # the larger side, square: no stretching
+    white_rows = np.flatnonzero(crop[..., 0].max(axis=1) == 255)
+    assert (white_rows.min(), white_rows.max()) == (20, 39)  # 20 rows of 60, centred
+    assert crop[..., 0].min(axis=0).max() == 0 and (crop[20:40, :, 0] == 255).all()
+    # a box at the photo's left edge: the square is moved inside, not padded
+    edge = heldout.square_crop(image, (0.05, 0.5, 0.1, 0.2), margin=0.0)
+    assert edge.shape == (20, 20, 3)
+    # a box as tall as the photo and a margin: the square is larger than the photo's height,
+    # and the photo's edge rows are repeated
+    tall = heldout.square_crop(image, (0.5, 0.5, 0.2, 1.0), margin=0.1)
+    assert tall.shape == (120, 120, 3)
+
+
+def test_heldout_changed_image_is_refused_with_its_name(fake_heldout, tmp_path):
+    images = dict(fake_heldout.images)
+    images["valid/images/IMG-3_jpg.rf.cc.jpg"] = _jpeg(999, size=56)
+    bad = write_heldout_zip(tmp_path / "bad.zip", images, fake_heldout.labels)
+    with pytest.raises(SignsDataError, match=r"wrong content: valid/images/IMG-3_jpg\.rf\.cc\.jpg"):
+        fake_heldout.build(source_zip=bad)
+    assert not (fake_heldout.data_dir / "heldout_signs.h5").exists()
+
+
+def test_heldout_changed_box_and_missing_image_are_named(fake_heldout, tmp_path):
+    images, labels = dict(fake_heldout.images), dict(fake_heldout.labels)
+    labels["test/labels/IMG-4_jpg.rf.dd.txt"] = _heldout_label(1, (0.5, 0.5, 0.5, 0.3))
+    del images["train/images/IMG-1_jpg.rf.aa.jpg"]
+    bad = write_heldout_zip(tmp_path / "bad.zip", images, labels)
+    with pytest.raises(SignsDataError) as info:
+        fake_heldout.build(source_zip=bad)
+    message = str(info.value)
+    assert "wrong content: test/labels/IMG-4_jpg.rf.dd.txt" in message
+    assert "missing: train/images/IMG-1_jpg.rf.aa.jpg" in message
+    assert "--heldout-source" in message
+
+
+def test_heldout_class_mapping():
+    assert heldout.SIGN_OF == {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5}
+    # data.yaml's order: the labels' class index i names ROBOFLOW_NAMES[i]
+    assert [heldout.SIGN_OF[name] for name in heldout.ROBOFLOW_NAMES] == [5, 4, 1, 3, 2]
+
+
+def test_heldout_export_with_other_class_names_is_refused(fake_heldout, tmp_path):
+    swapped = write_heldout_zip(tmp_path / "swapped.zip", fake_heldout.images, fake_heldout.labels,
+                                data_yaml="nc: 5\nnames: ['one','two','three','four','five']\n")
+    with pytest.raises(SignsDataError, match="wrong signs"):
+        fake_heldout.build(source_zip=swapped)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda row: {**row, "sign": 3}, "not the SIGNS class of 'one'"),
+    (lambda row: {**row, "file": "train/images/Screenshot-2023-03-15_png.rf.ff.jpg"}, "screenshots"),
+])
+def test_heldout_manifest_rows_that_break_the_mapping_are_refused(fake_heldout, edit, message):
+    rows = heldout_manifest_rows(fake_heldout.images, fake_heldout.labels)
+    rows[0] = edit(rows[0])
+    fake_heldout.manifest.write_text(heldout.format_manifest(rows))
+    with pytest.raises(SignsDataError, match=message):
+        fake_heldout.build()
+
+
+def test_heldout_is_optional_offline_and_a_no_op_when_up_to_date(fake_heldout, tmp_path):
+    summary = fake_heldout.build(source_zip=None, cache_dir=tmp_path / "cache")  # nowhere to get it
+    assert summary["state"] == "skipped" and not (fake_heldout.data_dir / "heldout_signs.h5").exists()
+    assert any(line.startswith("skipped") and "optional" in line for line in fake_heldout.log)
+    fake_heldout.build()
+    before = _sha(fake_heldout.data_dir / "heldout_signs.h5")
+    fake_heldout.zip_path.unlink()
+    assert fake_heldout.build()["state"] == "up to date"
+    assert _sha(fake_heldout.data_dir / "heldout_signs.h5") == before
+
+
+def test_a_foreign_heldout_file_is_kept(fake_heldout):
+    fake_heldout.data_dir.mkdir()
+    _write_course_file(fake_heldout.data_dir / "heldout_signs.h5", "test", 6)
+    assert fake_heldout.build()["state"] == "kept"
+    assert fake_heldout.build(force=True)["state"] == "built"
+
+
+def test_committed_heldout_manifest_is_reviewed_and_consistent():
+    rows = heldout.read_manifest()  # checks the mapping, screenshots, duplicates
+    per_sign = np.bincount([row["sign"] for row in rows], minlength=6)
+    assert per_sign[0] == 0 and per_sign[1:].min() >= 60
+    dropped = heldout.MANIFEST_PATH.with_name("roboflow_heldout_dropped.tsv")
+    dropped_files = {line.split("\t")[0] for line in dropped.read_text().splitlines()
+                     if line and not line.startswith("#")} - {"file"}
+    assert not dropped_files & {row["file"] for row in rows}
+    # every photo of the export was looked at: used, dropped, or one of its 54 screenshots
+    assert len(rows) + len(dropped_files) + 54 == 839
+
+
+HELDOUT_ZIP = heldout.SHARED_ZIP
+
+
+@pytest.mark.skipif(not HELDOUT_ZIP.is_file(), reason=f"{HELDOUT_ZIP} is absent")
+def test_real_export_builds_the_heldout_file(tmp_path):
+    summary = heldout.build(data_dir=tmp_path, source_zip=HELDOUT_ZIP, log=lambda line: None)
+    data, _ = _read(tmp_path / "heldout_signs.h5")
+    assert data["test_set_x"].shape == (summary["n"], 64, 64, 3) == (len(heldout.read_manifest()), 64, 64, 3)
+    assert set(data["test_set_y"].tolist()) == {1, 2, 3, 4, 5}
+
+
+def test_make_data_is_one_command_for_both(fake_heldout, monkeypatch, tmp_path):
+    monkeypatch.setattr(signs_data, "build", lambda **kwargs: None)  # the SIGNS part is tested above
+    common = ["--data-dir", str(fake_heldout.data_dir), "--heldout-manifest", str(fake_heldout.manifest)]
+    assert signs_data.main(common + ["--heldout-source", str(fake_heldout.zip_path)]) == 0
+    assert (fake_heldout.data_dir / "heldout_signs.h5").is_file()
+    images = dict(fake_heldout.images)
+    images["test/images/IMG-5_jpg.rf.ee.jpg"] = _jpeg(1, size=56)
+    bad = write_heldout_zip(tmp_path / "bad.zip", images, fake_heldout.labels)
+    assert signs_data.main(common + ["--force", "--heldout-source", str(bad)]) == 1
+
+
+def test_the_learner_bundle_attributes_the_heldout_photos():
+    from resnet_course.course import bundle
+    text = (bundle.TEMPLATES / "ATTRIBUTION.md").read_text()
+    held = text.split("## The held-out photos", 1)[1]
+    assert "lebanese-university-grkoz" in held and "CC BY 4.0" in held and "heldout_signs.h5" in held
+    assert "cropped" in held and "resized" in held and "stretched" in held

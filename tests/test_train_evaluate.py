@@ -759,3 +759,28 @@ def test_dataset_registry_reads_names_folders_and_single_h5_files():
 def test_cifar_test_split_alone(tiny_cifar):
     X_train, y_train, X_test, y_test, _ = cifar10.load_cifar10(tiny_cifar, splits=("test",))
     assert X_train is None and y_train is None and X_test.shape == (60, 32, 32, 3)
+
+
+@needs_signs
+def test_evaluate_heldout_reports_it_per_sign_with_its_source_and_licence(signs_run, tmp_path, capsys):
+    """evaluate.py --heldout FILE: the held-out photos (issue 28) beside the test split."""
+    import h5py
+    out, _, _ = signs_run
+    heldout_file = tmp_path / "heldout_signs.h5"
+    with h5py.File(heldout_file, "w") as f:
+        f["test_set_x"] = np.random.default_rng(0).integers(0, 256, (10, 64, 64, 3), dtype=np.uint8)
+        f["test_set_y"] = np.array([1, 2, 3, 4, 5] * 2, dtype=np.int64)
+        f["list_classes"] = np.arange(6, dtype=np.int64)
+        f.attrs["source"], f.attrs["licence"] = "a phone-photo set", "CC BY 4.0"
+    code, out_text, _ = run(evaluate, [out / "model.keras", "--data", SIGNS_DIR / "test_signs.h5",
+                                       "--heldout", heldout_file, "--json"], capsys)
+    assert code == 0
+    summary = json.loads(out_text)
+    assert summary["data"]["images"] == 157
+    held = summary["heldout"]
+    assert held["images"] == 10 and held["source"] == "a phone-photo set" and held["licence"] == "CC BY 4.0"
+    assert [held["per_class"][str(c)]["support"] for c in range(6)] == [0, 2, 2, 2, 2, 2]
+    code, text, _ = run(evaluate, [out / "model.keras", "--heldout", heldout_file], capsys)
+    assert code == 0 and "source: a phone-photo set" in text and "licence: CC BY 4.0" in text
+    code, _, err = run(evaluate, [out / "model.keras", "--heldout", tmp_path / "none.h5"], capsys)
+    assert "none.h5: file not found" in error_line(code, err)

@@ -2,8 +2,9 @@
 
 Two zips, both written by ``make release`` (resnet_course.course.release) into release/:
 
-- ``ResNet50-files.zip`` (FILES_ZIP): the learner modules, datasets/, images/ and the data's licence
-  and attribution; no notebook. Where the files are missing (Colab opens a notebook alone), the
+- ``ResNet50-files.zip`` (FILES_ZIP): the learner modules, datasets/ (the SIGNS files and the
+  held-out photos from another source, heldout_signs.h5), images/ and the data's licence and
+  attribution; no notebook. Where the files are missing (Colab opens a notebook alone), the
   notebook's setup cell unpacks them from this zip or from ResNet50.zip: one beside the notebook,
   else downloaded from the course's address (``Addresses.files_url``, when it has one), else
   uploaded on Colab.
@@ -26,7 +27,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from resnet_course.data import signs_data
+from resnet_course.data import heldout, signs_data
 from resnet_course.learner.signs_files import SUPPORTED_KERAS, SUPPORTED_TENSORFLOW
 from resnet_course.paths import (ASSIGNMENT, BUNDLE_DIR, BUNDLE_ZIP, DATA_FILES, DATASETS_DIR,
                                  IMAGES_DIR, LEARNER_MODULES, RELEASE_DIR, ROOT)
@@ -149,6 +150,10 @@ def learner_files(modules=LEARNER_MODULES):
              for name in modules}
     for name in sorted(DATA_FILES.values()):
         files[f"datasets/{name}"] = _read(DATASETS_DIR / name, "run `make data`")
+    # optional for the notebook (not in required_files), but every bundle ships it
+    files[f"datasets/{heldout.HELDOUT_FILE}"] = _read(
+        DATASETS_DIR / heldout.HELDOUT_FILE,
+        f"run `make data` (it needs {heldout.ARCHIVE_NAME} in ../shared/data/ or internet access)")
     for path in sorted(IMAGES_DIR.iterdir()):
         if path.is_file() and not path.name.startswith("."):
             files[f"images/{path.name}"] = path.read_bytes()

@@ -9,7 +9,8 @@ Executes instructor/source/ResNet50/ResNet50.ipynb (solutions and all tests) wit
 kernel on this Python, from the repository root so that datasets/ and images/ resolve there;
 while it runs, prints a line per executed cell and streams what the training cell prints (its
 per-epoch lines); writes the executed notebook and an HTML copy to outputs/ (or --output-dir)
-and prints the notebook's results (test accuracy, stress curve) and where it saved the model.
+and prints the notebook's results (test accuracy, stress curve, held-out photos from another source)
+and where it saved the model.
 
 The run's settings are the notebook's parameters cell (tagged "parameters": EPOCHS,
 STEPS_PER_EPOCH, OUTPUT_DIR); as papermill does, ``with_parameters`` inserts a cell right after
@@ -33,6 +34,8 @@ EXECUTED_FILE = "ResNet50.ipynb"  # what write_outputs writes, and --report read
 STREAMED_CELLS = ("training",)  # cells whose printed lines are shown while they run
 ACCURACY_PREFIX = "Test accuracy:"
 STRESS_PREFIX = "Stress severity"  # the notebook's stress-curve lines (section 6)
+# the notebook's lines about the held-out photos from another source (section 6), or that it has none
+HELDOUT_PREFIXES = ("Held-out", "No datasets/heldout_signs.h5")
 PARAMETERS_TAG = "parameters"                     # papermill's names
 INJECTED_TAG = "injected-parameters"
 
@@ -172,6 +175,12 @@ def stress_lines(notebook):
     return [line.strip() for line in stream_lines(notebook) if line.strip().startswith(STRESS_PREFIX)]
 
 
+def heldout_lines(notebook):
+    """The notebook's lines about the held-out photos (source and licence, accuracy, recall per
+    sign), or the one line saying the optional file was not there; in order."""
+    return [line.strip() for line in stream_lines(notebook) if line.strip().startswith(HELDOUT_PREFIXES)]
+
+
 def write_outputs(notebook, directory):
     """Writes directory/ResNet50.ipynb and directory/ResNet50.html; returns their paths."""
     from nbconvert import HTMLExporter
@@ -185,12 +194,13 @@ def write_outputs(notebook, directory):
 
 
 def report(notebook, directory):
-    """The results of an executed notebook, each once: its test accuracy, stress curve and where
-    it saved its model; (lines, True when both the accuracy line and the model are there)."""
+    """The results of an executed notebook, each once: its test accuracy, stress curve, the held-out
+    photos from another source (per sign, with their source and licence) and where it saved its
+    model; (lines, True when both the accuracy line and the model are there)."""
     line = accuracy_line(notebook)
     model = directory / MODEL_FILE
     lines = [line or f"warning: the notebook printed no '{ACCURACY_PREFIX}' line", *stress_lines(notebook),
-             f"trained model: {_shown(model)}" if model.is_file()
+             *heldout_lines(notebook), f"trained model: {_shown(model)}" if model.is_file()
              else f"warning: the notebook saved no model at {_shown(model)}"]
     return lines, bool(line and model.is_file())
 

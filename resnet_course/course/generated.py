@@ -41,8 +41,9 @@ GENERATORS = (
 # (generator module, the files it writes, what it writes them from, its make target)
 OTHER_GENERATED = (
     ("resnet_course.data.signs_data",
-     "datasets/train_signs.h5, datasets/test_signs.h5, images/my_image.jpg",
-     "the Sign Language Digits archive, checked against resnet_course/data/manifests/", "data"),
+     "datasets/train_signs.h5, datasets/test_signs.h5, images/my_image.jpg, datasets/heldout_signs.h5",
+     "the Sign Language Digits archive and the Roboflow hand-gesture export, checked against "
+     "resnet_course/data/manifests/", "data"),
     ("resnet_course.training.depth",
      "images/depth_curves.png, images/depth_gradients.png, images/depth_results.json",
      "a 4-network training run on CIFAR-10 (bench/depth.md)", "depth"),

@@ -6,7 +6,10 @@ Produces, in exactly the course's format:
   ``train_set_y`` int64 (1080,), ``list_classes`` int64 [0..5];
 - ``datasets/test_signs.h5``: ``test_set_x`` uint8 (157, 64, 64, 3),
   ``test_set_y`` int64 (157,), ``list_classes``;
-- ``images/my_image.jpg``: one test-split photo, the learner's sample "own photo".
+- ``images/my_image.jpg``: one test-split photo, the learner's sample "own photo";
+- ``datasets/heldout_signs.h5`` (``resnet_course.data.heldout``): real phone photos from another
+  source (Roboflow, CC BY 4.0), signs 1-5, for evaluation only; optional (skipped, with a
+  message, when its archive cannot be found or downloaded).
 
 Steps: find the archive (``--source``, else ``../shared/data/``, else download it into
 ``datasets/.cache/``), check every class 0-5 image against the committed manifest of
@@ -19,7 +22,8 @@ into ``datasets/``, or a learner's own ``my_image.jpg``) are never overwritten u
 ``--force`` is given.  When everything is up to date the run only hashes the outputs.
 
 CLI: ``python -m resnet_course.data.signs_data [--force] [--write-manifest] [--data-dir DIR]
-[--images-dir DIR] [--source ZIP] [--manifest FILE]``.
+[--images-dir DIR] [--source ZIP] [--manifest FILE] [--heldout-source ZIP] [--heldout-manifest FILE]
+[--no-heldout]``.
 """
 import argparse
 import hashlib
@@ -463,7 +467,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m resnet_course.data.signs_data",
         description="Build datasets/train_signs.h5, datasets/test_signs.h5 and "
-                    "images/my_image.jpg from the Sign Language Digits archive.")
+                    "images/my_image.jpg from the Sign Language Digits archive, and "
+                    "datasets/heldout_signs.h5 (photos from another source, for evaluation "
+                    "only) from the Roboflow export.")
     parser.add_argument("--force", action="store_true",
                         help="rebuild everything, replacing files this builder did not produce")
     parser.add_argument("--write-manifest", action="store_true",
@@ -477,7 +483,18 @@ def main(argv=None):
     parser.add_argument("--source", type=Path, default=None,
                         help=f"the archive to use (default: ../shared/data/{ARCHIVE_NAME} "
                              f"when present, else download {ARCHIVE_URL})")
+    parser.add_argument("--heldout-source", type=Path, default=None,
+                        help="the Roboflow export's zip for heldout_signs.h5 (default: "
+                             "../shared/data/Hand-Gesture-Recognition-roboflow-<commit>.zip when "
+                             "present, else download it; skipped when neither works)")
+    parser.add_argument("--heldout-manifest", type=Path, default=None,
+                        help="the reviewed list of held-out photos (default: "
+                             "resnet_course/data/manifests/roboflow_heldout.tsv)")
+    parser.add_argument("--no-heldout", action="store_true",
+                        help="do not build heldout_signs.h5")
     args = parser.parse_args(argv)
+    from resnet_course.data import heldout  # it builds on this module
+
     try:
         if args.write_manifest:
             write_manifest(resolve_source(args.source, cache_dir=args.data_dir / ".cache"),
@@ -485,6 +502,10 @@ def main(argv=None):
         else:
             build(data_dir=args.data_dir, images_dir=args.images_dir, source_zip=args.source,
                   force=args.force, manifest_path=args.manifest)
+            if not args.no_heldout:
+                heldout.build(data_dir=args.data_dir, source_zip=args.heldout_source,
+                              force=args.force,
+                              manifest_path=args.heldout_manifest or heldout.MANIFEST_PATH)
     except SignsDataError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
