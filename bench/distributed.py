@@ -22,12 +22,10 @@ import argparse
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,29 +43,6 @@ VARIANTS = {
 }
 
 
-def extract_subset(zip_path, root, train_per_class, test_per_class):
-    with zipfile.ZipFile(zip_path) as archive:
-        for name in archive.namelist():
-            found = re.search(r"/(train|test)/(\w+)/(\d+)\.jpg$", name)
-            limit = train_per_class if found and found.group(1) == "train" else test_per_class
-            if found and int(found.group(3)) < limit:
-                target = root / found.group(1) / found.group(2) / f"{found.group(3)}.jpg"
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(archive.read(name))
-    return root
-
-
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
 def run_variant(name, arguments, out, log_dir):
     """metrics.json of the variant's run (the chief's), with the wall time of the whole run."""
     spec = VARIANTS[name]
@@ -75,6 +50,7 @@ def run_variant(name, arguments, out, log_dir):
     env.pop("TF_CONFIG", None)
     command = [sys.executable, str(ROOT / "train.py"), *arguments, "--out", str(out)]
     if spec["workers"]:
+        from resnet_course.training.distribute import free_ports
         cluster = ",".join(f"127.0.0.1:{p}" for p in free_ports(spec["workers"]))
         commands = [[*command, "--distribute", "multi-worker", "--cluster", cluster,
                      "--task-index", str(i)] for i in range(spec["workers"])]
@@ -117,7 +93,7 @@ def main(argv=None):
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-distributed-") as scratch:
         scratch = Path(scratch)
-        data = extract_subset(cifar10.SHARED_ZIP, scratch / "CIFAR-10-images",
+        data = cifar10.extract_subset(cifar10.SHARED_ZIP, scratch / "CIFAR-10-images",
                               args.train_per_class, args.test_per_class)
         arguments = ["--dataset", str(data), "--model", "resnet20", "--epochs", str(args.epochs),
                      "--steps-per-epoch", str(args.steps_per_epoch),

@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sys
 import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,7 @@ import train
 from resnet_course.data import cifar10
 from resnet_course.paths import ROOT
 from resnet_course.training.checkpoints import read_checkpoint
+from resnet_course.training.distribute import free_ports
 
 needs_cifar_zip = pytest.mark.skipif(not cifar10.SHARED_ZIP.is_file(),
                                      reason=f"the shared CIFAR-10 archive {cifar10.SHARED_ZIP} is absent")
@@ -48,27 +48,8 @@ def cifar_subset(tmp_path_factory):
     JPEG archive."""
     if not cifar10.SHARED_ZIP.is_file():
         pytest.skip(f"the shared CIFAR-10 archive {cifar10.SHARED_ZIP} is absent")
-    root = tmp_path_factory.mktemp("cifar-subset") / "CIFAR-10-images"
-    with zipfile.ZipFile(cifar10.SHARED_ZIP) as archive:
-        for name in archive.namelist():
-            found = re.search(r"/(train|test)/(\w+)/(\d+)\.jpg$", name)
-            if found and int(found.group(3)) < (12 if found.group(1) == "train" else 3):
-                target = root / found.group(1) / found.group(2) / f"{found.group(3)}.jpg"
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(archive.read(name))
-    return root
-
-
-def free_ports(count):
-    """``count`` TCP ports nobody listens on now (bound together, so all different)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
+    return cifar10.extract_subset(cifar10.SHARED_ZIP, tmp_path_factory.mktemp("cifar-subset") / "CIFAR-10-images",
+                                  train_per_class=12, test_per_class=3)
 
 
 def start_workers(arguments, ports, scratch, indices=None):

@@ -384,3 +384,20 @@ def _subset(labels, size, seed, split):
         raise CifarError(f"a {split} subset of {size} images: the {split} split has {len(labels)}; "
                          f"choose 1 to {len(labels)} (or leave it out for all).")
     return stratified_indices(labels, size, seed)
+
+
+def extract_subset(archive_path, root, train_per_class, test_per_class):
+    """Writes the first ``train_per_class`` / ``test_per_class`` images of each class of a CIFAR-10
+    image-folder zip (as the shared archive: ``.../train/<class>/NNNN.jpg``, ``.../test/...``) under
+    ``root`` in the same layout (``root/train/<class>/NNNN.jpg``), for small runs of train.py and
+    its tests and benchmarks. Returns ``root`` (a Path)."""
+    root = Path(root)
+    with zipfile.ZipFile(archive_path) as archive:
+        for name in archive.namelist():
+            found = re.search(r"/(train|test)/(\w+)/(\d+)\.jpg$", name)
+            limit = train_per_class if found and found.group(1) == "train" else test_per_class
+            if found and int(found.group(3)) < limit:
+                target = root / found.group(1) / found.group(2) / f"{found.group(3)}.jpg"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(archive.read(name))
+    return root

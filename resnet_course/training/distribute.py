@@ -369,3 +369,16 @@ def lost_worker_message(err, distribution, out, epochs_done):
     return (f"the run stopped: {who} ({type(err).__name__}); {epochs_done} epoch(s) are "
             f"checkpointed in the chief's {out}: start every worker again with --resume "
             f"(the same cluster).")
+
+
+def free_ports(count, host="127.0.0.1"):
+    """``count`` TCP ports of ``host`` that nobody listens on now (bound together, so all different),
+    for a cluster of local workers (tests, benchmarks)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind((host, 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
