@@ -7,8 +7,13 @@ those that are not are marked xfail(strict=True) with the reason, so the hole st
   used it (mkdir exist_ok), so the other user owned the folder that holds every sandbox's files and
   the run's TLS key folder, and could rename the grader's scratch folder and put one of their own in
   its place (the producer a sandbox runs, the learner modules it imports: any student's grade).
+- A student's Markdown image whose address starts with a control character and two backslashes
+  (`<img src="\x01\\\\evil.example/x.png">`, or `&#1;` for the control character) passed the
+  sanitiser as a relative path, but a browser drops the control character and reads `\\\\` as `//`:
+  a request to the student's host from formgrader's page or a classmate's feedback (Chromium made it).
 """
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -16,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from resnet_course.grading import sandbox
+from resnet_course.grading import nbgrader_html, sandbox
 
 OTHER_USER = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups"]
 
@@ -61,3 +66,49 @@ def test_the_sweep_leaves_another_users_folders_alone(shared_tmp):
     assert _as_other_user("mkdir", str(dead)).returncode == 0
     assert dead not in sandbox.sweep_leftovers()
     assert dead.is_dir()
+
+
+REMOTE_IMAGES = ['<img src="\x01\\\\evil.example\\x.png">', '<img src="&#1;\\\\evil.example/y.png">',
+                 '<img src="\x1f\\\\evil.example/z.png">', '![x](\x01\\\\evil.example/w.png)']
+
+
+def test_an_image_address_a_browser_reads_as_another_host_is_dropped():
+    import jinja2
+
+    template = jinja2.Environment()
+    template.filters["markdown2html"] = nbgrader_html.markdown2html
+    render = template.from_string("{{ source | markdown2html }}")
+    for payload in REMOTE_IMAGES:
+        for html in (nbgrader_html.clean(payload), render.render(source=payload)):
+            assert not re.search(r"<img[^>]*\ssrc=", html), (payload, html)
+    assert nbgrader_html.clean('<img src="images/a figure.png">') == '<img src="images/a figure.png">'
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.mark.skipif(not CHROMIUM.is_file(), reason="needs /usr/bin/chromium: run `make system-packages`")
+def test_chromium_makes_no_request_for_the_sanitised_images():
+    from playwright.sync_api import sync_playwright
+
+    page_html = "<html><body>" + "".join(nbgrader_html.clean(p) for p in REMOTE_IMAGES[:3]) + "</body></html>"
+    requested = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM),
+                                             args=["--headless", "--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page()
+
+            def route(request_route):
+                requested.append(request_route.request.url)
+                if request_route.request.url == "http://course.test/feedback.html":
+                    request_route.fulfill(body=page_html, content_type="text/html")
+                else:
+                    request_route.abort()
+
+            page.route("**/*", route)
+            page.goto("http://course.test/feedback.html")
+            page.wait_for_timeout(500)
+        finally:
+            browser.close()
+    assert requested == ["http://course.test/feedback.html"]
