@@ -7,6 +7,7 @@ those that are not are marked xfail(strict=True) with the reason, so the hole st
   used it (mkdir exist_ok), so the other user owned the folder that holds every sandbox's files and
   the run's TLS key folder, and could rename the grader's scratch folder and put one of their own in
   its place (the producer a sandbox runs, the learner modules it imports: any student's grade).
+  Dask's work folders had the same weakness (`<tmp>/dask-scratch-space`, used as found).
 - A student's Markdown image whose address starts with a control character and two backslashes
   (`<img src="\x01\\\\evil.example/x.png">`, or `&#1;` for the control character) passed the
   sanitiser as a relative path, but a browser drops the control character and reads `\\\\` as `//`:
@@ -112,3 +113,23 @@ def test_chromium_makes_no_request_for_the_sanitised_images():
         finally:
             browser.close()
     assert requested == ["http://course.test/feedback.html"]
+
+
+def test_the_clusters_work_folders_are_not_in_a_folder_another_user_made(shared_tmp, monkeypatch):
+    """Dask puts its workers' folders (locks, and what a worker spills to disk: the grading material
+    with the hidden cases under memory pressure) in `<tmp>/dask-scratch-space`, a fixed name it uses
+    when it exists and is writable: planted by another user (0777), it held the grader's workers'
+    folders, which that user could rename and replace with folders of their own."""
+    from resnet_course.grading import batch
+
+    planted = shared_tmp / "dask-scratch-space"
+    assert _as_other_user("mkdir", "-m", "0777", str(planted)).returncode == 0
+    monkeypatch.setenv("TMPDIR", str(shared_tmp))  # the nannies and workers read it as tempfile does
+    with batch.dask_client(None, 1, batch.Limits(), check_sandbox=False) as client:
+        folders = list(client.run(lambda dask_worker: dask_worker.local_directory).values())
+        assert folders
+        for folder in folders:
+            assert planted not in Path(folder).parents, folder
+            private = [parent for parent in Path(folder).parents if shared_tmp in parent.parents]
+            assert any(parent.lstat().st_uid == os.geteuid() and parent.lstat().st_mode & 0o077 == 0
+                       for parent in private), folder
