@@ -12,6 +12,10 @@ those that are not are marked xfail(strict=True) with the reason, so the hole st
   (`<img src="\x01\\\\evil.example/x.png">`, or `&#1;` for the control character) passed the
   sanitiser as a relative path, but a browser drops the control character and reads `\\\\` as `//`:
   a request to the student's host from formgrader's page or a classmate's feedback (Chromium made it).
+- (open, xfail) Grading's own text quotes the student (exception messages in the judge's comments,
+  reasons and notes) as escaped Markdown (`notebook.markdown_text`), which renders no HTML, but its
+  `$...$`, `\\(...\\)`, `\\[...\\]` and `\\begin{...}` reach the HTML as math delimiters for the
+  templates' MathJax.
 """
 import os
 import re
