@@ -206,7 +206,7 @@ def test_the_sandbox_cannot_change_the_files_it_was_given():
 
 def test_scratch_folders_live_in_one_folder_per_process_and_dead_runs_are_swept(tmp_path, monkeypatch):
     workdir = sandbox.new_scratch_folder()
-    assert workdir.parent.name == f"{sandbox.SCRATCH_PREFIX}{sandbox.owner_tag()}"
+    assert workdir.parent.name.startswith(f"{sandbox.SCRATCH_PREFIX}{sandbox.owner_tag()}-")
     workdir.rmdir()
     # a run killed with -9 left its folder; a live one (this process's) must stay
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)

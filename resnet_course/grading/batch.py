@@ -445,6 +445,12 @@ def dask_client(scheduler, workers, limits, check_sandbox=True, notes=None, warm
     with contextlib.ExitStack() as stack:
         security = stack.enter_context(run_security())
         stack.enter_context(dask.config.set(NO_HTTP_ROUTES if dashboard is None else {}))
+        # Dask's work folders (locks, what a worker spills to disk: the grading material) in a private
+        # folder: by default they go to <tmp>/dask-scratch-space, used as found when it exists, so a
+        # folder of that name made by another user would hold them (and let that user swap them)
+        workspace = sandbox.new_scratch_folder()
+        stack.callback(shutil.rmtree, workspace, ignore_errors=True)
+        stack.enter_context(dask.config.set({"temporary-directory": str(workspace)}))
         # (the scheduler's HTTP server listens even without a dashboard: on a free loopback port, serving nothing)
         cluster = stack.enter_context(LocalCluster(
             n_workers=workers or os.cpu_count(), threads_per_worker=1, processes=True, host=LOOPBACK, protocol="tls://",

@@ -19,6 +19,7 @@ tags not listed are shown as text, attributes other than these are dropped, link
 mailto or within the page, images only from relative paths (the course's figures) or as inline PNG,
 JPEG or GIF data: an image from anywhere else would be a request the student chose.
 """
+import html
 import re
 from urllib.parse import urlsplit
 
@@ -33,21 +34,38 @@ PROTOCOLS = ("http", "https", "mailto", "data")  # data: only for images, checke
 _DATA_IMAGE = re.compile(r"data:image/(png|jpeg|gif);base64,[A-Za-z0-9+/=\s]*\Z", re.IGNORECASE)
 
 
+_C0_OR_SPACE = "".join(map(chr, range(0x21)))  # what a browser strips from both ends of a URL (WHATWG)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _relative(url):
-    """A path relative to the page (no scheme, host or leading slash): the course's own files."""
-    parts = urlsplit(url.strip())
-    return not parts.scheme and not parts.netloc and not url.strip().startswith(("/", "\\"))
+    """A path relative to the page (no scheme, host or leading slash): the course's own files.
+
+    Read as a browser reads it: a URL with a control character anywhere is refused, since a browser
+    drops them from its ends (and tabs and newlines from anywhere), so that `\\x01\\\\host/x` would be
+    `\\\\host/x`, which it reads as `//host/x` (a backslash is a slash in http(s) and file URLs)."""
+    if _CONTROL.search(url):
+        return False
+    url = url.strip(_C0_OR_SPACE)
+    parts = urlsplit(url)
+    return not parts.scheme and not parts.netloc and not url.startswith(("/", "\\"))
+
+
+def _allowed_url(tag, name, value):
+    if tag == "a" and name == "href":
+        return value.strip().startswith("#") or _relative(value) or \
+            urlsplit(value.strip()).scheme.lower() in ("http", "https", "mailto")
+    if tag == "img" and name == "src":
+        return _relative(value) or bool(_DATA_IMAGE.match(value.strip()))
+    return False
 
 
 def _allowed(tag, name, value):
     """bleach's attribute filter: (tag, attribute name, value) -> keep it."""
     if name in ("class", "title", "alt"):  # class: nbconvert's own markup (highlighting, anchor links)
         return True
-    if tag == "a" and name == "href":
-        return value.strip().startswith("#") or _relative(value) or \
-            urlsplit(value.strip()).scheme.lower() in ("http", "https", "mailto")
-    if tag == "img" and name == "src":
-        return _relative(value) or bool(_DATA_IMAGE.match(value.strip()))
+    if name in ("href", "src"):  # bleach hands over the value with its character references (&#1;) as written
+        return all(_allowed_url(tag, name, form) for form in {value, html.unescape(value)})
     if tag == "img" and name in ("width", "height"):
         return value.strip().isdigit()
     return tag in ("td", "th") and name in ("align", "colspan", "rowspan")

@@ -20,9 +20,11 @@ cannot be created, rlimits stand in (RLIMIT_AS for memory, RLIMIT_NPROC for proc
 does nothing for root), and the limit that was hit is not reported as such (the run just dies).
 
 Host-side leftovers of a killed grader are swept: scratch folders (`new_scratch_folder`) live in one
-folder per process, `resnet-grading-<pid>-<start time>` in the temporary folder, and cgroups carry the
-same tag; `sweep_leftovers()` removes those whose process is gone (the grader calls it at start, and
-each process calls it before its first scratch folder).
+folder per process, `resnet-grading-<pid>-<start time>-<random>` in the temporary folder (made by
+`tempfile.mkdtemp`: another local user can watch for the grader's pid and start time, but cannot
+create the folder before it, which would let them swap the files a sandbox is given), and cgroups
+carry the same tag; `sweep_leftovers()` removes this user's folders whose process is gone (the grader
+calls it at start, and each process calls it before its first scratch folder).
 """
 import atexit
 import functools
@@ -81,6 +83,7 @@ def _owner_alive(tag):
 
 _scratch_lock = threading.Lock()
 _scratch_parent = None
+_scratch_tag = None  # the owner_tag of the process that made _scratch_parent
 
 
 def _remove_scratch_parent(path):
@@ -90,16 +93,18 @@ def _remove_scratch_parent(path):
 def new_scratch_folder():
     """A new empty host folder (Path) for one sandbox's files; the caller removes it when done.
 
-    It lives under this process's run folder, `<tmp>/resnet-grading-<pid>-<start time>/`, removed at
-    a normal exit and swept by the next run after a kill. The first call also sweeps dead runs' folders.
+    It lives under this process's run folder, `<tmp>/resnet-grading-<pid>-<start time>-<random>/`,
+    removed at a normal exit and swept by the next run after a kill. The first call also sweeps dead
+    runs' folders. The run folder is made new (0700, never an existing one: a folder of that name made
+    by another user would be theirs, and so would be the right to rename what is in it).
     """
-    global _scratch_parent
+    global _scratch_parent, _scratch_tag
     with _scratch_lock:
         tag = owner_tag()
-        if _scratch_parent is None or _scratch_parent.name != SCRATCH_PREFIX + tag:  # (a forked child: its own)
+        if _scratch_parent is None or _scratch_tag != tag:  # (a forked child: its own)
             sweep_leftovers()
-            _scratch_parent = Path(tempfile.gettempdir()) / (SCRATCH_PREFIX + tag)
-            _scratch_parent.mkdir(mode=0o700, exist_ok=True)
+            _scratch_parent = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{tag}-"))
+            _scratch_tag = tag
             atexit.register(_remove_scratch_parent, _scratch_parent)
         return Path(tempfile.mkdtemp(dir=_scratch_parent))
 
@@ -113,7 +118,8 @@ def sweep_leftovers(temporary_dir=None):
     removed = []
     for folder in Path(temporary_dir or tempfile.gettempdir()).glob(SCRATCH_PREFIX + "*"):
         tag = folder.name[len(SCRATCH_PREFIX):]
-        if folder.is_dir() and not folder.is_symlink() and tag[:1].isdigit() and not _owner_alive(tag):
+        if (folder.is_dir() and not folder.is_symlink() and folder.lstat().st_uid == os.geteuid()
+                and tag[:1].isdigit() and not _owner_alive(tag)):  # (another user's folder is not ours to remove)
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
     for controller in ("memory", "pids"):
